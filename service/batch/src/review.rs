@@ -1,0 +1,32 @@
+//! The review queue seen from a batch run.
+
+use touxiang_datasets::LabelResult;
+
+/// One row routed to review.
+#[derive(Debug, Clone, Copy)]
+pub struct ReviewRequest<'a> {
+    /// Idempotency key, unique per (job input/options, row): `"<fingerprint>:<row>"`. A run
+    /// killed after enqueueing but before its checkpoint re-sends the same rows on resume; the
+    /// sink must return the existing review id for a key it has already seen.
+    pub key: &'a str,
+    /// 1-based input row number.
+    pub row: u64,
+    /// Input id (e.g. `loan_id`).
+    pub id: &'a str,
+    /// Original (not normalised) text.
+    pub text: &'a str,
+    /// The label that needs a human decision.
+    pub label: &'a LabelResult,
+}
+
+/// Where rows whose decision is `review` go when the run asks for review (`--review`).
+/// The lead implements it over the review store (touxiang-review).
+pub trait ReviewSink: Send + Sync {
+    /// Enqueue one row; returns its review id (e.g. `rv_...`). Must be idempotent on `key`.
+    fn enqueue(&self, request: &ReviewRequest<'_>) -> Result<String, ReviewSinkError>;
+}
+
+/// Failure of a review sink (stops the run; it can be resumed).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ReviewSinkError(pub String);
