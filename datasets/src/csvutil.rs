@@ -113,13 +113,9 @@ pub(crate) fn depths(
         };
         // `stack` holds the walk from `start` upwards; its last element is a root (base None) or
         // the child of a node of known depth `base`.
-        let mut d = match base {
-            Some(b) => b + 1,
-            None => 0,
-        };
-        for &i in stack.iter().rev() {
+        let first = base.map_or(0, |b| b + 1);
+        for (d, &i) in (first..).zip(stack.iter().rev()) {
             depth[i] = d;
-            d += 1;
         }
     }
     Ok(depth)

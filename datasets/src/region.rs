@@ -278,13 +278,12 @@ impl RegionTable {
         }
         if up.bytes().all(|b| b.is_ascii_digit()) {
             let mut s = up.as_str();
-            // 12-digit statistical codes: county (6) + township (3) + village (3).
-            if s.len() == 12 && s.ends_with("000000") {
-                s = &s[..6];
-            } else if s.len() == 9 && s.ends_with("000") {
+            // 12-digit statistical codes: county (6) + township (3) + village (3); 9 digits:
+            // county + township.
+            if (s.len() == 12 && s.ends_with("000000")) || (s.len() == 9 && s.ends_with("000")) {
                 s = &s[..6];
             }
-            while s.len() > 2 && s.len() % 2 == 0 && s.ends_with("00") {
+            while matches!(s.len(), 4 | 6) && s.ends_with("00") {
                 s = &s[..s.len() - 2];
                 if let Some(&i) = self.index.get(s) {
                     return Some(i);
