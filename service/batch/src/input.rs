@@ -613,7 +613,9 @@ impl RowSource for JsonlSource {
 // ---------------------------------------------------------------------------------------------
 // XLSX
 
-type SheetRow = Result<(u32, Vec<(u32, Cell)>), String>;
+/// A sheet row: its 0-based index and its non-empty cells (column, value).
+type CellsOfRow = (u32, Vec<(u32, Cell)>);
+type SheetRow = Result<CellsOfRow, String>;
 
 pub(crate) struct XlsxSource {
     rx: Receiver<SheetRow>,
@@ -714,7 +716,7 @@ impl XlsxSource {
         Ok(src)
     }
 
-    fn recv(&mut self) -> Result<Option<(u32, Vec<(u32, Cell)>)>, BatchError> {
+    fn recv(&mut self) -> Result<Option<CellsOfRow>, BatchError> {
         match self.rx.recv() {
             Err(_) => Ok(None),
             Ok(Ok(r)) => Ok(Some(r)),
