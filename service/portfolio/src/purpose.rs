@@ -1,0 +1,145 @@
+//! A documented keyword-rule purpose labeler over the built-in flat purpose taxonomy.
+//!
+//! Rules (first matching rule group wins, in this order; a text is lower-cased first):
+//!
+//! | code | keywords (any substring) |
+//! |---|---|
+//! | housing | 购房, 买房, 房贷, 首付, 住房, 商品房, 二手房 |
+//! | auto | 购车, 买车, 汽车, 车贷, 新能源车 |
+//! | education | 学费, 教育, 留学, 培训, 学历, 就学 |
+//! | medical | 医疗, 治疗, 住院, 手术, 看病, 医药费 |
+//! | project | 项目, 工程, 建设, 基建, 施工, 开发 |
+//! | fixed_assets | 设备, 厂房, 固定资产, 生产线, 机器, 购置, 技改 |
+//! | personal_business | 个体, 门店, 店铺, 摊位, 网店, 经营贷, 小店 |
+//! | working_capital | 流动资金, 周转, 采购, 进货, 货款, 原材料, 备货, 工资, 经营 |
+//! | consumer | 消费, 装修, 旅游, 家电, 婚, 家具, 日常 |
+//! | other | (no rule matched) |
+//!
+//! Confidence: 0.9 when exactly one rule group has hits, 0.6 when several do (the first wins), and
+//! 0.2 for `other`. Decision: `auto` at confidence ≥ 0.6, otherwise `review`.
+
+use touxiang_datasets::{Decision, LabelError, LabelResult, Labeler, PathStep};
+
+use crate::refdata::PurposeScheme;
+
+const RULES: &[(&str, &[&str])] = &[
+    (
+        "housing",
+        &["购房", "买房", "房贷", "首付", "住房", "商品房", "二手房"],
+    ),
+    ("auto", &["购车", "买车", "汽车", "车贷", "新能源车"]),
+    (
+        "education",
+        &["学费", "教育", "留学", "培训", "学历", "就学"],
+    ),
+    (
+        "medical",
+        &["医疗", "治疗", "住院", "手术", "看病", "医药费"],
+    ),
+    ("project", &["项目", "工程", "建设", "基建", "施工", "开发"]),
+    (
+        "fixed_assets",
+        &["设备", "厂房", "固定资产", "生产线", "机器", "购置", "技改"],
+    ),
+    (
+        "personal_business",
+        &["个体", "门店", "店铺", "摊位", "网店", "经营贷", "小店"],
+    ),
+    (
+        "working_capital",
+        &[
+            "流动资金",
+            "周转",
+            "采购",
+            "进货",
+            "货款",
+            "原材料",
+            "备货",
+            "工资",
+            "经营",
+        ],
+    ),
+    (
+        "consumer",
+        &["消费", "装修", "旅游", "家电", "婚", "家具", "日常"],
+    ),
+];
+
+/// Keyword-rule purpose labeler (see the module docs for the rules).
+#[derive(Debug, Clone)]
+pub struct KeywordPurposeLabeler {
+    scheme: PurposeScheme,
+}
+
+impl Default for KeywordPurposeLabeler {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl KeywordPurposeLabeler {
+    /// Labeler over [`PurposeScheme::builtin`].
+    pub fn new() -> Self {
+        KeywordPurposeLabeler {
+            scheme: PurposeScheme::builtin(),
+        }
+    }
+
+    /// Label one text: `(code, confidence)`.
+    pub fn label_one(&self, text: &str) -> (&'static str, f32) {
+        let t = text.to_lowercase();
+        let mut first: Option<&'static str> = None;
+        let mut groups = 0;
+        for (code, kws) in RULES {
+            if kws.iter().any(|k| t.contains(k)) {
+                groups += 1;
+                if first.is_none() {
+                    first = Some(code);
+                }
+            }
+        }
+        match (first, groups) {
+            (Some(c), 1) => (c, 0.9),
+            (Some(c), _) => (c, 0.6),
+            _ => ("other", 0.2),
+        }
+    }
+}
+
+impl Labeler for KeywordPurposeLabeler {
+    fn label(&self, texts: &[&str]) -> Result<Vec<LabelResult>, LabelError> {
+        Ok(texts
+            .iter()
+            .map(|t| {
+                let (code, conf) = self.label_one(t);
+                let name = self.scheme.name(code).unwrap_or(code).to_string();
+                LabelResult {
+                    code: Some(code.to_string()),
+                    level: Some("purpose".to_string()),
+                    name: Some(name.clone()),
+                    path: vec![PathStep {
+                        code: code.to_string(),
+                        name,
+                        confidence: conf,
+                    }],
+                    confidence: conf,
+                    decision: if conf >= 0.6 {
+                        Decision::Auto
+                    } else {
+                        Decision::Review
+                    },
+                    model_version: self.model_version(),
+                    taxonomy_version: self.taxonomy_version(),
+                }
+            })
+            .collect())
+    }
+
+    fn model_version(&self) -> String {
+        "purpose-keywords-v1".to_string()
+    }
+
+    fn taxonomy_version(&self) -> String {
+        self.scheme.id.clone()
+    }
+}

@@ -1,0 +1,236 @@
+//! The SQLite portfolio store: schema, connections and per-portfolio configuration.
+//!
+//! One file, `DIR/portfolio.sqlite`, in WAL mode: readers (the HTTP server's aggregations) never
+//! block on a writer (an ingest), and writers wait up to [`BUSY_TIMEOUT`] for each other.
+//! Loans are keyed by `(portfolio, loan_id, as_of_date)`: every as-of date is one snapshot.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+use crate::agg::Snapshot;
+use crate::error::{PortfolioError, Result};
+use crate::refdata::{PurposeScheme, RegionScheme};
+
+/// How long a writer waits for another writer's lock before failing.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// File name of the store inside the data directory.
+pub const STORE_FILE: &str = "portfolio.sqlite";
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS portfolios (
+    name           TEXT PRIMARY KEY,
+    region_scheme  TEXT NOT NULL,
+    purpose_scheme TEXT NOT NULL,
+    currency       TEXT NOT NULL,
+    generation     INTEGER NOT NULL DEFAULT 0,
+    created_at     TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ','now'))
+);
+CREATE TABLE IF NOT EXISTS loans (
+    portfolio      TEXT NOT NULL,
+    loan_id        TEXT NOT NULL,
+    as_of_date     TEXT NOT NULL,
+    purpose_text   TEXT NOT NULL,
+    amount         REAL,
+    balance        REAL NOT NULL,
+    overdue_days   INTEGER,
+    status         TEXT,
+    region_code    TEXT NOT NULL,
+    province       TEXT,
+    city           TEXT,
+    county         TEXT,
+    customer_type  TEXT,
+    product        TEXT,
+    issue_date     TEXT,
+    ind_code       TEXT,
+    ind_section    TEXT,
+    ind_division   TEXT,
+    ind_group      TEXT,
+    ind_class      TEXT,
+    ind_confidence REAL,
+    ind_decision   TEXT,
+    ind_source     TEXT NOT NULL,
+    ind_model_version    TEXT,
+    ind_taxonomy_version TEXT,
+    purpose_code   TEXT,
+    purpose_confidence REAL,
+    purpose_source TEXT,
+    purpose_model_version TEXT,
+    purpose_taxonomy_version TEXT,
+    attributes     TEXT,
+    ingest_id      INTEGER NOT NULL,
+    PRIMARY KEY (portfolio, loan_id, as_of_date)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ingests (
+    id          INTEGER PRIMARY KEY,
+    portfolio   TEXT NOT NULL,
+    source      TEXT NOT NULL,
+    mode        TEXT NOT NULL,
+    accepted    INTEGER NOT NULL,
+    rejected    INTEGER NOT NULL,
+    finished_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ','now'))
+);
+"#;
+
+/// Configuration fixed when a portfolio is first ingested.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PortfolioConfig {
+    /// Region table for `region_code`.
+    pub region_scheme: RegionScheme,
+    /// Flat purpose taxonomy for the purpose dimension.
+    pub purpose_scheme: PurposeScheme,
+    /// Currency of `amount`/`balance` ("CNY" renders 万元/亿元 in alert texts).
+    pub currency: String,
+}
+
+impl Default for PortfolioConfig {
+    fn default() -> Self {
+        PortfolioConfig {
+            region_scheme: RegionScheme::China,
+            purpose_scheme: PurposeScheme::builtin(),
+            currency: "CNY".to_string(),
+        }
+    }
+}
+
+/// Summary of one stored portfolio.
+#[derive(Debug, Clone, Serialize)]
+pub struct PortfolioInfo {
+    /// Portfolio name.
+    pub name: String,
+    /// Stored configuration.
+    pub config: PortfolioConfig,
+    /// Number of loan snapshot rows.
+    pub rows: u64,
+    /// Distinct as-of dates, ascending.
+    pub as_of_dates: Vec<String>,
+    /// Bumped by every committed ingest (cache key).
+    pub generation: i64,
+}
+
+/// Handle on the portfolio store. Cheap to share (`Send + Sync`); each operation opens its own
+/// SQLite connection, and aggregation snapshots are cached in memory per portfolio, invalidated
+/// when the portfolio's `generation` changes (also by ingests from other processes, e.g. the CLI
+/// while the server runs).
+pub struct PortfolioStore {
+    path: PathBuf,
+    pub(crate) cache: Mutex<HashMap<String, Arc<Snapshot>>>,
+}
+
+impl PortfolioStore {
+    /// Open (creating if needed) `data_dir/portfolio.sqlite`.
+    pub fn open(data_dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(data_dir)?;
+        Self::open_file(&data_dir.join(STORE_FILE))
+    }
+
+    /// Open (creating if needed) the store at an explicit file path.
+    pub fn open_file(path: &Path) -> Result<Self> {
+        let store = PortfolioStore {
+            path: path.to_path_buf(),
+            cache: Mutex::new(HashMap::new()),
+        };
+        let conn = store.connect()?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(store)
+    }
+
+    /// Path of the SQLite file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn connect(&self) -> Result<Connection> {
+        let conn = Connection::open(&self.path)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        Ok(conn)
+    }
+
+    /// Configuration and generation of a portfolio, `None` when it does not exist.
+    pub fn config(&self, portfolio: &str) -> Result<Option<(PortfolioConfig, i64)>> {
+        let conn = self.connect()?;
+        read_config(&conn, portfolio)
+    }
+
+    /// All portfolios with row counts and snapshot dates.
+    pub fn portfolios(&self) -> Result<Vec<PortfolioInfo>> {
+        let conn = self.connect()?;
+        let names: Vec<String> = conn
+            .prepare("SELECT name FROM portfolios ORDER BY name")?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut out = Vec::new();
+        for name in names {
+            let (config, generation) = read_config(&conn, &name)?
+                .ok_or_else(|| PortfolioError::UnknownPortfolio(name.clone()))?;
+            let mut stmt = conn.prepare(
+                "SELECT as_of_date, count(*) FROM loans WHERE portfolio=?1 GROUP BY as_of_date ORDER BY as_of_date",
+            )?;
+            let mut rows = 0u64;
+            let mut dates = Vec::new();
+            for r in stmt.query_map([&name], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })? {
+                let (d, n) = r?;
+                rows += n as u64;
+                dates.push(d);
+            }
+            out.push(PortfolioInfo {
+                name,
+                config,
+                rows,
+                as_of_dates: dates,
+                generation,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Delete a portfolio and all its loans (one transaction). Returns the number of loan rows.
+    pub fn delete_portfolio(&self, portfolio: &str) -> Result<u64> {
+        let mut conn = self.connect()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let n = tx.execute("DELETE FROM loans WHERE portfolio=?1", [portfolio])?;
+        tx.execute("DELETE FROM portfolios WHERE name=?1", [portfolio])?;
+        tx.commit()?;
+        self.cache.lock().expect("cache lock").remove(portfolio);
+        Ok(n as u64)
+    }
+}
+
+pub(crate) fn read_config(
+    conn: &Connection,
+    portfolio: &str,
+) -> Result<Option<(PortfolioConfig, i64)>> {
+    let row: Option<(String, String, String, i64)> = conn
+        .query_row(
+            "SELECT region_scheme, purpose_scheme, currency, generation FROM portfolios WHERE name=?1",
+            params![portfolio],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?;
+    let Some((rs, ps, currency, generation)) = row else {
+        return Ok(None);
+    };
+    let region_scheme = RegionScheme::parse(&rs).ok_or_else(|| {
+        PortfolioError::ConfigConflict(format!("stored region scheme {rs:?} is unknown"))
+    })?;
+    let purpose_scheme: PurposeScheme = serde_json::from_str(&ps).map_err(|e| {
+        PortfolioError::ConfigConflict(format!("stored purpose scheme unreadable: {e}"))
+    })?;
+    Ok(Some((
+        PortfolioConfig {
+            region_scheme,
+            purpose_scheme,
+            currency,
+        },
+        generation,
+    )))
+}
