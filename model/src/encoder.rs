@@ -1,0 +1,220 @@
+//! The XLM-R (BERT-style) encoder of multilingual-e5-small on candle.
+//!
+//! Linear layers keep the file's 4-bit blocks as candle `Q4_0` tensors, so matmuls run quantized
+//! (activations are quantized per 32-block to Q8_0 inside candle, as in GGML). [`Precision::F32`]
+//! dequantizes every matrix once at load and runs plain f32 matmuls: the path used to check the
+//! quantized one.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor};
+use candle_core::{DType, Device, Module, Tensor};
+
+use crate::e5s1::{E5s1, StoredDType, Q4_0_BLOCK_BYTES};
+use crate::ModelError;
+
+/// How linear layers compute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// 4-bit weights × 8-bit activations (the serving path).
+    #[default]
+    Q4,
+    /// Weights dequantized to f32 once (reference path; ~7× the weight memory).
+    F32,
+}
+
+struct Linear {
+    w: QMatMul,
+    b: Tensor,
+}
+
+impl Linear {
+    fn load(
+        f: &E5s1,
+        name: &str,
+        out: usize,
+        inp: usize,
+        p: Precision,
+    ) -> Result<Self, ModelError> {
+        let w = qtensor(f, &format!("{name}.w"), out, inp)?;
+        let w = match p {
+            Precision::Q4 => QMatMul::from_arc(Arc::new(w))?,
+            Precision::F32 => QMatMul::Tensor(w.dequantize(&Device::Cpu)?),
+        };
+        let b = Tensor::from_vec(f.f32s(&format!("{name}.b"), out)?, out, &Device::Cpu)?;
+        Ok(Self { w, b })
+    }
+
+    /// `x` is [rows, in]; returns [rows, out].
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        self.w.forward(x)?.broadcast_add(&self.b)
+    }
+}
+
+struct Norm {
+    w: Tensor,
+    b: Tensor,
+}
+
+impl Norm {
+    fn load(f: &E5s1, name: &str, h: usize) -> Result<Self, ModelError> {
+        Ok(Self {
+            w: Tensor::from_vec(f.f32s(&format!("{name}.w"), h)?, h, &Device::Cpu)?,
+            b: Tensor::from_vec(f.f32s(&format!("{name}.b"), h)?, h, &Device::Cpu)?,
+        })
+    }
+    fn forward(&self, x: &Tensor, eps: f32) -> candle_core::Result<Tensor> {
+        candle_nn::ops::layer_norm(x, &self.w, &self.b, eps)
+    }
+}
+
+struct Layer {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    ao: Linear,
+    aln: Norm,
+    fi: Linear,
+    fo: Linear,
+    oln: Norm,
+}
+
+fn qtensor(f: &E5s1, name: &str, rows: usize, cols: usize) -> Result<QTensor, ModelError> {
+    let raw = f.raw(name, StoredDType::Q4_0, rows * cols)?;
+    debug_assert_eq!(raw.len(), rows * cols / 32 * Q4_0_BLOCK_BYTES);
+    let storage = QStorage::from_data(Cow::Borrowed(raw), &Device::Cpu, GgmlDType::Q4_0)?;
+    Ok(QTensor::new(storage, (rows, cols))?)
+}
+
+/// The 12-layer encoder with mean pooling.
+pub struct Encoder {
+    word: QTensor,
+    pos: Tensor,
+    type0: Tensor,
+    eln: Norm,
+    layers: Vec<Layer>,
+    hidden: usize,
+    heads: usize,
+    max_positions: usize,
+    eps: f32,
+    precision: Precision,
+}
+
+impl Encoder {
+    /// Build the encoder from a parsed E5S1 file. Weight bytes are copied out of `f`.
+    pub fn load(f: &E5s1, precision: Precision) -> Result<Self, ModelError> {
+        let h = f.header;
+        let (hd, ff) = (h.hidden, h.ffn);
+        let word = qtensor(f, "emb.word", h.vocab, hd)?;
+        let pos = Tensor::from_vec(
+            f.f32s("emb.pos", h.max_positions * hd)?,
+            (h.max_positions, hd),
+            &Device::Cpu,
+        )?;
+        let types = f.f32s("emb.type", h.type_vocab * hd)?;
+        let type0 = Tensor::from_vec(types[..hd].to_vec(), hd, &Device::Cpu)?;
+        let eln = Norm::load(f, "emb.ln", hd)?;
+        let mut layers = Vec::with_capacity(h.layers);
+        for l in 0..h.layers {
+            let n = |s: &str| format!("l{l}.{s}");
+            layers.push(Layer {
+                q: Linear::load(f, &n("q"), hd, hd, precision)?,
+                k: Linear::load(f, &n("k"), hd, hd, precision)?,
+                v: Linear::load(f, &n("v"), hd, hd, precision)?,
+                ao: Linear::load(f, &n("ao"), hd, hd, precision)?,
+                aln: Norm::load(f, &n("aln"), hd)?,
+                fi: Linear::load(f, &n("fi"), ff, hd, precision)?,
+                fo: Linear::load(f, &n("fo"), hd, ff, precision)?,
+                oln: Norm::load(f, &n("oln"), hd)?,
+            });
+        }
+        Ok(Self {
+            word,
+            pos,
+            type0,
+            eln,
+            layers,
+            hidden: hd,
+            heads: h.heads,
+            max_positions: h.max_positions,
+            eps: h.eps as f32,
+            precision,
+        })
+    }
+
+    /// Embedding width.
+    pub fn hidden(&self) -> usize {
+        self.hidden
+    }
+
+    /// Longest input (incl. `<s>`/`</s>`) the position table allows.
+    pub fn max_positions(&self) -> usize {
+        self.max_positions
+    }
+
+    /// Which path the linear layers take.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// Mean-pooled (not yet normalised) embeddings of a batch of token-id sequences, padded here
+    /// to the longest one with an attention mask. Each sequence must be 1..=max_positions long.
+    pub fn forward(&self, batch: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, ModelError> {
+        let b = batch.len();
+        if b == 0 {
+            return Ok(Vec::new());
+        }
+        let l = batch.iter().map(Vec::len).max().unwrap_or(0);
+        if l == 0 || l > self.max_positions {
+            return Err(ModelError::Input(format!(
+                "sequence length {l} outside 1..={}",
+                self.max_positions
+            )));
+        }
+        let (hd, nh) = (self.hidden, self.heads);
+        let dh = hd / nh;
+        let dev = Device::Cpu;
+        let mut ids = Vec::with_capacity(b * l);
+        let mut mask = Vec::with_capacity(b * l);
+        for s in batch {
+            ids.extend_from_slice(s);
+            ids.extend(std::iter::repeat_n(1u32, l - s.len())); // <pad>
+            mask.extend(std::iter::repeat_n(1f32, s.len()));
+            mask.extend(std::iter::repeat_n(0f32, l - s.len()));
+        }
+        let ids = Tensor::from_vec(ids, b * l, &dev)?;
+        let mask = Tensor::from_vec(mask, (b, l), &dev)?;
+        // Embeddings: word (dequantized rows) + position + token type 0, then LayerNorm.
+        let x = self.word.embedding(&ids)?.reshape((b, l, hd))?;
+        let x = x
+            .broadcast_add(&self.pos.narrow(0, 0, l)?)?
+            .broadcast_add(&self.type0)?;
+        let mut x = self.eln.forward(&x, self.eps)?.reshape((b * l, hd))?;
+        // Additive attention bias: 0 for real tokens, -inf-ish for padding; [b, 1, 1, l].
+        let bias = ((mask.clone() - 1.0)? * 1e9)?.reshape((b, 1, 1, l))?;
+        let scale = 1.0 / (dh as f64).sqrt();
+        let heads = |t: Tensor| -> candle_core::Result<Tensor> {
+            t.reshape((b, l, nh, dh))?.transpose(1, 2)?.contiguous()
+        };
+        for ly in &self.layers {
+            let q = heads((ly.q.forward(&x)? * scale)?)?;
+            let k = heads(ly.k.forward(&x)?)?;
+            let v = heads(ly.v.forward(&x)?)?;
+            let att = q.matmul(&k.t()?)?.broadcast_add(&bias)?;
+            let att = candle_nn::ops::softmax_last_dim(&att)?;
+            let ctx = att.matmul(&v)?.transpose(1, 2)?.reshape((b * l, hd))?;
+            let a = ly.ao.forward(&ctx)?;
+            x = ly.aln.forward(&(x + a)?, self.eps)?;
+            let m = ly.fi.forward(&x)?.gelu_erf()?;
+            let o = ly.fo.forward(&m)?;
+            x = ly.oln.forward(&(x + o)?, self.eps)?;
+        }
+        // Mean pooling over real tokens (special tokens included, as e5 was trained).
+        let x = x.reshape((b, l, hd))?;
+        let summed = x.broadcast_mul(&mask.unsqueeze(2)?)?.sum(1)?;
+        let counts = mask.sum_keepdim(1)?;
+        let pooled = summed.broadcast_div(&counts)?.to_dtype(DType::F32)?;
+        Ok(pooled.to_vec2::<f32>()?)
+    }
+}
