@@ -762,11 +762,14 @@ impl Validator<'_> {
             }
             Some(code) => {
                 let scheme = self.config.region_scheme;
-                let r = self
-                    .region_cache
-                    .entry(code.to_string())
-                    .or_insert_with(|| scheme.resolve(code))
-                    .clone();
+                let r = match self.region_cache.get(code) {
+                    Some(r) => r.clone(),
+                    None => {
+                        let r = scheme.resolve(code);
+                        self.region_cache.insert(code.to_string(), r.clone());
+                        r
+                    }
+                };
                 if r.is_none() {
                     err(
                         "region_code",
@@ -804,11 +807,14 @@ impl Validator<'_> {
         };
         let (industry, industry_code) = match get(C_INDUSTRY) {
             Some(code) => {
-                let p = self
-                    .industry_cache
-                    .entry(code.to_string())
-                    .or_insert_with(|| industry_path(code))
-                    .clone();
+                let p = match self.industry_cache.get(code) {
+                    Some(p) => p.clone(),
+                    None => {
+                        let p = industry_path(code);
+                        self.industry_cache.insert(code.to_string(), p.clone());
+                        p
+                    }
+                };
                 if p.is_none() {
                     err(
                         "industry_code",
@@ -906,10 +912,11 @@ impl Writer<'_> {
         }
         if let Some(lab) = self.labeler {
             let mut todo: Vec<&str> = Vec::new();
+            let mut queued: std::collections::HashSet<&str> = std::collections::HashSet::new();
             for r in batch.iter() {
                 if r.industry.is_none()
                     && !self.label_cache.contains_key(&r.purpose_text)
-                    && !todo.contains(&r.purpose_text.as_str())
+                    && queued.insert(r.purpose_text.as_str())
                 {
                     todo.push(&r.purpose_text);
                 }

@@ -1,6 +1,6 @@
 //! A documented keyword-rule purpose labeler over the built-in flat purpose taxonomy.
 //!
-//! Rules (first matching rule group wins, in this order; a text is lower-cased first):
+//! Rules (first matching rule group wins, in this order; one Aho–Corasick pass over the text):
 //!
 //! | code | keywords (any substring) |
 //! |---|---|
@@ -69,6 +69,9 @@ const RULES: &[(&str, &[&str])] = &[
 #[derive(Debug, Clone)]
 pub struct KeywordPurposeLabeler {
     scheme: PurposeScheme,
+    /// One automaton over all keywords; pattern id → rule index.
+    ac: aho_corasick::AhoCorasick,
+    rule_of: Vec<usize>,
 }
 
 impl Default for KeywordPurposeLabeler {
@@ -80,28 +83,33 @@ impl Default for KeywordPurposeLabeler {
 impl KeywordPurposeLabeler {
     /// Labeler over [`PurposeScheme::builtin`].
     pub fn new() -> Self {
+        let mut pats = Vec::new();
+        let mut rule_of = Vec::new();
+        for (ri, (_, kws)) in RULES.iter().enumerate() {
+            for k in kws.iter() {
+                pats.push(*k);
+                rule_of.push(ri);
+            }
+        }
         KeywordPurposeLabeler {
             scheme: PurposeScheme::builtin(),
+            ac: aho_corasick::AhoCorasick::new(&pats).expect("static keyword set"),
+            rule_of,
         }
     }
 
     /// Label one text: `(code, confidence)`.
     pub fn label_one(&self, text: &str) -> (&'static str, f32) {
-        let t = text.to_lowercase();
-        let mut first: Option<&'static str> = None;
-        let mut groups = 0;
-        for (code, kws) in RULES {
-            if kws.iter().any(|k| t.contains(k)) {
-                groups += 1;
-                if first.is_none() {
-                    first = Some(code);
-                }
-            }
+        // Keywords are all Chinese, so no case folding is needed.
+        let mut hit = [false; 16];
+        for m in self.ac.find_overlapping_iter(text) {
+            hit[self.rule_of[m.pattern().as_usize()]] = true;
         }
-        match (first, groups) {
-            (Some(c), 1) => (c, 0.9),
-            (Some(c), _) => (c, 0.6),
-            _ => ("other", 0.2),
+        let groups = hit.iter().filter(|h| **h).count();
+        match hit.iter().position(|h| *h) {
+            Some(i) if groups == 1 => (RULES[i].0, 0.9),
+            Some(i) => (RULES[i].0, 0.6),
+            None => ("other", 0.2),
         }
     }
 }

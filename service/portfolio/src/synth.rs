@@ -1,12 +1,12 @@
 //! A deterministic synthetic Chinese loan book (seeded ChaCha8 RNG) and the benchmark.
 //!
 //! The book is realistic in shape: GB/T 4754-2017 class codes weighted toward manufacturing,
-//! wholesale/retail and construction; GB/T 2260 region codes given at county, city or 6-digit
+//! wholesale/retail (F) and construction (E); GB/T 2260 region codes given at county, city or 6-digit
 //! province spelling, weighted toward the large provinces; customer types 大型/中型/小型/微型企业,
 //! 个体工商户, 个人; products matching the customer type; monthly snapshots (month-end `as_of_date`)
 //! in which balances amortise and overdue days evolve (a loan stays overdue with probability 0.6,
 //! its days growing by 30; a current loan falls overdue with its risk `p`). Optionally a **shock**
-//! quadruples the risk of 建筑业 (F) loans in 广东 (44) in the last month, so early warnings have
+//! quadruples the risk of 建筑业 (section E) loans in 广东 (44) in the last month, so early warnings have
 //! something known to find.
 
 use std::io::Write;
@@ -38,7 +38,7 @@ pub struct SynthSpec {
     pub unlabeled_share: f64,
     /// First snapshot month (year, month).
     pub first_month: (i32, u32),
-    /// Quadruple the risk of F × 44 in the last month.
+    /// Quadruple the risk of E 建筑业 × 44 广东 in the last month.
     pub shock: bool,
 }
 
@@ -105,9 +105,9 @@ const SECTION_W: [(&str, f64, f64); 20] = [
     ("B", 0.02, 0.010),
     ("C", 0.30, 0.008),
     ("D", 0.03, 0.003),
-    ("E", 0.07, 0.015),
-    ("F", 0.10, 0.012),
-    ("G", 0.20, 0.010),
+    ("E", 0.10, 0.012),
+    ("F", 0.20, 0.010),
+    ("G", 0.07, 0.008),
     ("H", 0.04, 0.014),
     ("I", 0.02, 0.006),
     ("J", 0.01, 0.004),
@@ -172,6 +172,11 @@ fn month_end(y: i32, m: u32) -> chrono::NaiveDate {
 
 /// Class codes with names unique in GB/T 4754 (so [`NameMatchLabeler`] is exact on them).
 fn unique_classes() -> Vec<(String, String)> {
+    static CACHE: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+    CACHE.get_or_init(compute_unique_classes).clone()
+}
+
+fn compute_unique_classes() -> Vec<(String, String)> {
     let all = industry_classes();
     let mut count: FxHashMap<&str, usize> = FxHashMap::default();
     for (_, n) in &all {
@@ -297,7 +302,7 @@ pub fn generate(spec: &SynthSpec, mut f: impl FnMut(&SynthLoan)) {
             let (code, name) = &classes[l.class as usize];
             let county = &counties[l.county as usize].0;
             let mut p = l.risk;
-            if spec.shock && last && code_section_is_f(code) && county.starts_with("44") {
+            if spec.shock && last && is_construction(code) && county.starts_with("44") {
                 p *= 4.0;
             }
             l.days = if l.days > 0 {
@@ -345,8 +350,8 @@ pub fn generate(spec: &SynthSpec, mut f: impl FnMut(&SynthLoan)) {
     }
 }
 
-fn code_section_is_f(code: &str) -> bool {
-    // F = divisions 47-50
+fn is_construction(code: &str) -> bool {
+    // E 建筑业 = divisions 47-50
     matches!(&code[..2], "47" | "48" | "49" | "50")
 }
 
@@ -418,10 +423,11 @@ pub fn write_csv(spec: &SynthSpec, path: &Path) -> Result<u64> {
 }
 
 /// A fake industry labeler for tests and benchmarks: finds a GB/T 4754 class name (unique names
-/// only) inside the text, longest first, and returns that class with confidence 0.9; otherwise
+/// only) inside the text (leftmost-longest match), and returns that class with confidence 0.9; otherwise
 /// abstains (`code = None`).
 pub struct NameMatchLabeler {
     names: Vec<(String, String)>,
+    ac: aho_corasick::AhoCorasick,
 }
 
 impl Default for NameMatchLabeler {
@@ -433,9 +439,12 @@ impl Default for NameMatchLabeler {
 impl NameMatchLabeler {
     /// Build over the unique class names.
     pub fn new() -> Self {
-        let mut names = unique_classes();
-        names.sort_by_key(|(_, n)| std::cmp::Reverse(n.chars().count()));
-        NameMatchLabeler { names }
+        let names = unique_classes();
+        let ac = aho_corasick::AhoCorasick::builder()
+            .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+            .build(names.iter().map(|(_, n)| n.as_str()))
+            .expect("class names form an automaton");
+        NameMatchLabeler { names, ac }
     }
 }
 
@@ -444,7 +453,10 @@ impl Labeler for NameMatchLabeler {
         Ok(texts
             .iter()
             .map(|t| {
-                let hit = self.names.iter().find(|(_, n)| t.contains(n.as_str()));
+                let hit = self
+                    .ac
+                    .find(*t)
+                    .map(|m| &self.names[m.pattern().as_usize()]);
                 match hit.and_then(|(c, _)| industry_path(c).map(|p| (c, p))) {
                     Some((c, p)) => LabelResult {
                         code: Some(c.clone()),
