@@ -35,7 +35,6 @@
 //!
 //! Non-canonical columns are kept verbatim in a JSON `attributes` object.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Cursor, Read, Seek};
 use std::path::Path;
@@ -578,12 +577,17 @@ struct LoanRow {
 /// Parse a `YYYY-MM-DD` date strictly (a real calendar date).
 pub fn parse_date(s: &str) -> Option<String> {
     let s = s.trim();
-    if s.len() != 10 || s.as_bytes()[4] != b'-' || s.as_bytes()[7] != b'-' {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
         return None;
     }
-    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .ok()
-        .map(|d| d.format("%Y-%m-%d").to_string())
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        b[r].iter().try_fold(0u32, |acc, c| {
+            c.is_ascii_digit().then(|| acc * 10 + (c - b'0') as u32)
+        })
+    };
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    chrono::NaiveDate::from_ymd_opt(y as i32, m, d).map(|_| s.to_string())
 }
 
 fn parse_amount(s: &str) -> std::result::Result<f64, String> {
@@ -663,8 +667,8 @@ fn resolve_columns(headers: &[String], map: &ColumnMap) -> Result<Columns> {
 struct Validator<'a> {
     config: &'a PortfolioConfig,
     status_map: &'a [(String, LoanStatus)],
-    region_cache: HashMap<String, Option<[Option<String>; 3]>>,
-    industry_cache: HashMap<String, Option<IndustryPath>>,
+    region_cache: rustc_hash::FxHashMap<String, Option<[Option<String>; 3]>>,
+    industry_cache: rustc_hash::FxHashMap<String, Option<IndustryPath>>,
     purpose_labeler: KeywordPurposeLabeler,
 }
 
@@ -896,7 +900,7 @@ struct Writer<'a> {
     portfolio: &'a str,
     ingest_id: i64,
     labeler: Option<&'a dyn Labeler>,
-    label_cache: HashMap<String, LabelResult>,
+    label_cache: rustc_hash::FxHashMap<String, LabelResult>,
     purpose_model: String,
     purpose_tax: String,
     report: IngestReport,
@@ -1193,15 +1197,15 @@ impl PortfolioStore {
         let mut validator = Validator {
             config: &config,
             status_map: &opts.status_map,
-            region_cache: HashMap::new(),
-            industry_cache: HashMap::new(),
+            region_cache: Default::default(),
+            industry_cache: Default::default(),
             purpose_labeler: purpose.clone(),
         };
         let mut writer = Writer {
             portfolio,
             ingest_id,
             labeler,
-            label_cache: HashMap::new(),
+            label_cache: Default::default(),
             purpose_model: touxiang_datasets::Labeler::model_version(&purpose),
             purpose_tax: config.purpose_scheme.id.clone(),
             report: IngestReport {
@@ -1224,7 +1228,7 @@ impl PortfolioStore {
             opts.label_batch
         };
         let mut batch: Vec<LoanRow> = Vec::with_capacity(batch_size);
-        let mut seen: HashMap<(String, String), u64> = HashMap::new();
+        let mut seen: rustc_hash::FxHashMap<(String, String), u64> = Default::default();
         let mut exists =
             tx.prepare("SELECT 1 FROM loans WHERE portfolio=?1 AND loan_id=?2 AND as_of_date=?3")?;
         let mut buf = Vec::new();

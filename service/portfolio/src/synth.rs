@@ -158,6 +158,7 @@ struct LoanState {
     product: &'static str,
     amount: f64,
     issue: chrono::NaiveDate,
+    issue_s: String,
     template: u8,
     risk: f64,
     days: u32,
@@ -261,6 +262,7 @@ pub fn generate(spec: &SynthSpec, mut f: impl FnMut(&SynthLoan)) {
             };
             let risk = SECTION_W[s].2 * CUSTOMER_RISK[customer as usize] * prov_mult;
             LoanState {
+                issue_s: issue.format("%Y-%m-%d").to_string(),
                 class,
                 county,
                 region_form: pick(&mut rng, &[0.7, 0.2, 0.1]) as u8,
@@ -336,7 +338,7 @@ pub fn generate(spec: &SynthSpec, mut f: impl FnMut(&SynthLoan)) {
             row.county = county.clone();
             row.customer_type = CUSTOMER_TYPES[l.customer as usize];
             row.product = l.product;
-            row.issue_date = l.issue.format("%Y-%m-%d").to_string();
+            row.issue_date.clone_from(&l.issue_s);
             row.as_of_date.clone_from(&asof_s);
             row.industry_code = if l.unlabeled {
                 String::new()
@@ -369,57 +371,98 @@ impl std::io::Write for FmtAdapter<'_> {
 
 /// Write the book as CSV with the canonical header plus a `branch` attribute column; returns rows.
 pub fn write_csv(spec: &SynthSpec, path: &Path) -> Result<u64> {
-    let file = std::fs::File::create(path)?;
-    let mut w = csv::Writer::from_writer(std::io::BufWriter::with_capacity(1 << 20, file));
-    let err = |e: csv::Error| crate::error::PortfolioError::Csv(e.to_string());
-    w.write_record([
-        "loan_id",
-        "purpose_text",
-        "amount",
-        "balance",
-        "overdue_days",
-        "region_code",
-        "customer_type",
-        "product",
-        "issue_date",
-        "as_of_date",
-        "industry_code",
-        "branch",
-    ])
-    .map_err(err)?;
-    let mut n = 0u64;
+    let mut w = CsvBook::create(path)?;
     let mut res = Ok(());
-    let (mut a, mut b, mut d) = (String::new(), String::new(), String::new());
     generate(spec, |r| {
-        if res.is_err() {
-            return;
+        if res.is_ok() {
+            res = w.write(r);
         }
+    });
+    res?;
+    w.finish()
+}
+
+/// Write already generated rows as CSV (same layout as [`write_csv`]); returns rows.
+pub fn write_rows_csv<'a>(
+    rows: impl IntoIterator<Item = &'a SynthLoan>,
+    path: &Path,
+) -> Result<u64> {
+    let mut w = CsvBook::create(path)?;
+    for r in rows {
+        w.write(r)?;
+    }
+    w.finish()
+}
+
+struct CsvBook {
+    w: csv::Writer<std::io::BufWriter<std::fs::File>>,
+    n: u64,
+    buf: [String; 3],
+}
+
+fn csv_err(e: csv::Error) -> crate::error::PortfolioError {
+    crate::error::PortfolioError::Csv(e.to_string())
+}
+
+impl CsvBook {
+    fn create(path: &Path) -> Result<Self> {
+        let file = std::fs::File::create(path)?;
+        let mut w = csv::Writer::from_writer(std::io::BufWriter::with_capacity(1 << 20, file));
+        w.write_record([
+            "loan_id",
+            "purpose_text",
+            "amount",
+            "balance",
+            "overdue_days",
+            "region_code",
+            "customer_type",
+            "product",
+            "issue_date",
+            "as_of_date",
+            "industry_code",
+            "branch",
+        ])
+        .map_err(csv_err)?;
+        Ok(CsvBook {
+            w,
+            n: 0,
+            buf: Default::default(),
+        })
+    }
+
+    fn write(&mut self, r: &SynthLoan) -> Result<()> {
+        use std::fmt::Write as _;
+        let [a, b, d] = &mut self.buf;
         a.clear();
         b.clear();
         d.clear();
-        use std::fmt::Write as _;
         let _ = write!(a, "{}", r.amount);
         let _ = write!(b, "{}", r.balance);
         let _ = write!(d, "{}", r.overdue_days);
-        res = w.write_record([
-            r.loan_id.as_str(),
-            &r.purpose_text,
-            &a,
-            &b,
-            &d,
-            &r.region_code,
-            r.customer_type,
-            r.product,
-            &r.issue_date,
-            &r.as_of_date,
-            &r.industry_code,
-            &r.branch,
-        ]);
-        n += 1;
-    });
-    res.map_err(err)?;
-    w.flush()?;
-    Ok(n)
+        self.w
+            .write_record([
+                r.loan_id.as_str(),
+                &r.purpose_text,
+                a,
+                b,
+                d,
+                &r.region_code,
+                r.customer_type,
+                r.product,
+                &r.issue_date,
+                &r.as_of_date,
+                &r.industry_code,
+                &r.branch,
+            ])
+            .map_err(csv_err)?;
+        self.n += 1;
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<u64> {
+        self.w.flush()?;
+        Ok(self.n)
+    }
 }
 
 /// A fake industry labeler for tests and benchmarks: finds a GB/T 4754 class name (unique names
