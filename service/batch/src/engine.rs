@@ -281,6 +281,12 @@ pub fn run(
     let mut part;
     match resumed {
         Some(c) => {
+            // Killed between renaming the finished part to the output and removing the
+            // checkpoint: the output *is* the complete part.
+            if part_fmt == out_fmt && !part_path.exists() && opts.output.exists() {
+                std::fs::rename(&opts.output, &part_path)
+                    .map_err(|e| BatchError::io("cannot rename to", &part_path, e))?;
+            }
             part = OpenOptions::new()
                 .write(true)
                 .open(&part_path)

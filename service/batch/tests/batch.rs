@@ -837,3 +837,38 @@ fn job_runs_in_background_and_can_be_cancelled() {
     assert!(snap.progress.rows_done < 300);
     assert_eq!(reg.list().len(), 2);
 }
+
+#[test]
+fn resume_after_a_crash_between_final_rename_and_checkpoint_removal() {
+    let d = dir();
+    let input = d.path().join("in.csv");
+    sample_csv(&input, 100);
+    let mut opts = BatchOptions::new(&input, d.path().join("ref.jsonl"));
+    run(&opts, &KeywordLabeler::new(), &BatchHooks::default()).unwrap();
+    let reference = std::fs::read(&opts.output).unwrap();
+
+    // One chunk holds every row; the cancel flag raised during it stops the run just before it
+    // would finish, leaving a complete part file and its checkpoint.
+    opts.output = d.path().join("out.jsonl");
+    opts.chunk_size = 1000;
+    let hooks = BatchHooks::default();
+    let lab = CancelAfter {
+        inner: KeywordLabeler::new(),
+        after: 1,
+        calls: AtomicU64::new(0),
+        flag: hooks.cancel.clone(),
+    };
+    let err = run(&opts, &lab, &hooks).unwrap_err();
+    assert!(
+        matches!(err, BatchError::Cancelled { rows_done: 100 }),
+        "{err}"
+    );
+    // The crash: the part was renamed to the output, the checkpoint not yet removed.
+    std::fs::rename(opts.part_path(), &opts.output).unwrap();
+    assert!(opts.checkpoint_path().exists());
+    opts.resume = true;
+    let s = run(&opts, &KeywordLabeler::new(), &BatchHooks::default()).unwrap();
+    assert_eq!(s.resumed_rows, 100);
+    assert_eq!(std::fs::read(&opts.output).unwrap(), reference);
+    assert!(!opts.checkpoint_path().exists() && !opts.part_path().exists());
+}
