@@ -1,7 +1,9 @@
 //! Load run of the review store through the library (no HTTP):
 //!
 //! `cargo run --release -p touxiang-review --example review_load -- [reviewers] [items]
-//!  [extra_items] [enqueue_rps] [shared|separate] [full|normal]`
+//!  [extra_items] [enqueue_rps] [shared|separate] [full|normal] [think_ms]`
+//!
+//! `think_ms` = mean time a reviewer reads an item before labeling (0 = saturation).
 //!
 //! Prints a JSON report: claim p50/p99/max, label p50/p99, duplicate claims, lost labels.
 //! Exits 1 when a claim was duplicated or an acknowledged label lost.
@@ -29,6 +31,7 @@ fn main() {
         } else {
             Synchronous::Full
         },
+        think_ms: num(6, 0.0),
         ..LoadOptions::default()
     };
     let dir = std::env::temp_dir().join(format!("touxiang-review-load-{}", std::process::id()));

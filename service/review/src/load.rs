@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use rand::Rng;
 use serde::Serialize;
 
 use crate::{NewItem, ReviewConfig, ReviewError, ReviewStore, Stage, Synchronous};
@@ -30,6 +31,9 @@ pub struct LoadOptions {
     pub synchronous: Synchronous,
     /// Queue name.
     pub queue: String,
+    /// Mean time a reviewer looks at an item between claim and label (ms; uniform on
+    /// 0..2×mean). 0 = closed loop at full speed (saturation test).
+    pub think_ms: f64,
 }
 
 impl Default for LoadOptions {
@@ -43,6 +47,7 @@ impl Default for LoadOptions {
             separate_connections: false,
             synchronous: Synchronous::Full,
             queue: "default".into(),
+            think_ms: 0.0,
         }
     }
 }
@@ -178,6 +183,7 @@ pub fn run_load(dir: &Path, opts: &LoadOptions) -> Result<LoadReport, ReviewErro
         let (total, producing) = (total.clone(), producing.clone());
         let queue = opts.queue.clone();
         let adjudication = config.adjudication_queue.clone();
+        let think_ms = opts.think_ms;
         handles.push(std::thread::spawn(
             move || -> Result<(Vec<f64>, Vec<f64>), ReviewError> {
                 let reviewer = format!("r{r}");
@@ -216,6 +222,10 @@ pub fn run_load(dir: &Path, opts: &LoadOptions) -> Result<LoadReport, ReviewErro
                     // Disagree now and then so adjudication is exercised.
                     let n: u32 = item.review_id.bytes().map(u32::from).sum::<u32>() + r as u32;
                     let code = format!("{}{}", ["A", "B", "C"][(n % 3) as usize], 1 + n % 2);
+                    if think_ms > 0.0 {
+                        let ms = rand::rng().random_range(0.0..2.0 * think_ms);
+                        std::thread::sleep(Duration::from_secs_f64(ms / 1e3));
+                    }
                     let t = Instant::now();
                     let out = store.label(
                         &item.review_id,

@@ -108,6 +108,42 @@ pub struct ReviewStore {
     path: PathBuf,
     config: ReviewConfig,
     double_sampler: Sampler,
+    checkpointer: Option<Checkpointer>,
+}
+
+/// Background WAL checkpoints, so that no claim or label pays for copying the WAL into the
+/// database file and fsyncing it (SQLite's automatic checkpoint runs inside a commit).
+struct Checkpointer {
+    stop: std::sync::mpsc::Sender<()>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    fn start(path: &Path, sync: Synchronous, every: Duration) -> Result<Self, ReviewError> {
+        let conn = open_conn(path, sync)?;
+        let (stop, rx) = std::sync::mpsc::channel::<()>();
+        let handle = std::thread::Builder::new()
+            .name("review-wal-checkpoint".into())
+            .spawn(move || {
+                // PASSIVE: never blocks writers or readers; frames still in use stay in the WAL.
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(every) {
+                    let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                }
+            })?;
+        Ok(Checkpointer {
+            stop,
+            handle: Some(handle),
+        })
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        let _ = self.stop.send(());
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
 }
 
 pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
@@ -371,18 +407,30 @@ fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
     })
 }
 
+fn sync_str(sync: Synchronous) -> &'static str {
+    match sync {
+        Synchronous::Full => "FULL",
+        Synchronous::Normal => "NORMAL",
+    }
+}
+
+/// Begin an `IMMEDIATE` (write-locked) transaction whose commit syncs at level `sync`.
+///
+/// Labels and enqueues commit at the configured level (FULL by default: fsync of the WAL).
+/// Leases (claim, skip, release, lease expiry) are soft state and commit at NORMAL: they
+/// survive `kill -9` like everything in WAL mode, and only a power loss could drop the last
+/// few of them — which returns those items to the queue, the same as an expired lease. A
+/// later FULL commit fsyncs the WAL including any earlier NORMAL frames, so order is kept.
+fn begin(conn: &mut Connection, sync: Synchronous) -> Result<Transaction<'_>, ReviewError> {
+    conn.pragma_update(None, "synchronous", sync_str(sync))?;
+    Ok(conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
+}
+
 fn open_conn(path: &Path, sync: Synchronous) -> Result<Connection, ReviewError> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(30))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(
-        None,
-        "synchronous",
-        match sync {
-            Synchronous::Full => "FULL",
-            Synchronous::Normal => "NORMAL",
-        },
-    )?;
+    conn.pragma_update(None, "synchronous", sync_str(sync))?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     Ok(conn)
 }
@@ -434,17 +482,30 @@ impl ReviewStore {
             }
             tx.commit()?;
         }
+        let checkpointer = match config.checkpoint_interval {
+            Some(every) if !every.is_zero() => {
+                conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+                Some(Checkpointer::start(&path, config.synchronous, every)?)
+            }
+            _ => None,
+        };
         Ok(ReviewStore {
             conn: Mutex::new(conn),
             path,
             config,
             double_sampler,
+            checkpointer,
         })
     }
 
     /// Path of the database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Is a background checkpoint thread running for this store?
+    pub fn has_background_checkpoints(&self) -> bool {
+        self.checkpointer.is_some()
     }
 
     /// The configuration in force.
@@ -516,7 +577,7 @@ impl ReviewStore {
         let review_id = format!("rv_{}", uuid::Uuid::new_v4().simple());
 
         let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = begin(&mut conn, self.config.synchronous)?;
         tx.execute(
             "INSERT INTO items (review_id, queue, origin_queue, text, taxonomy, external_id, amount,
                 exposure, uncertainty, log2_base, prio_key, reason, suggestions, neighbors,
@@ -609,7 +670,7 @@ impl ReviewStore {
         let allow_labeler =
             self.config.adjudicator_may_be_labeler && queue == self.config.adjudication_queue;
         let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = begin(&mut conn, Synchronous::Normal)?;
         Self::expire_leases(&tx, now_ms)?;
         let picked: Option<(i64, String, String, String)> = tx
             .prepare_cached(
@@ -719,7 +780,7 @@ impl ReviewStore {
         let code = code.trim();
         let now_ms = ms(now);
         let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = begin(&mut conn, self.config.synchronous)?;
         let row = load_row(&tx, review_id)?;
         if row.status == "done" {
             return Err(ReviewError::AlreadyLabeled(review_id.to_string()));
@@ -875,7 +936,7 @@ impl ReviewStore {
         check_reviewer(reviewer)?;
         let now_ms = ms(now);
         let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = begin(&mut conn, Synchronous::Normal)?;
         let row = load_row(&tx, review_id)?;
         Self::check_lease(&row, reviewer, now_ms)?;
         tx.execute(

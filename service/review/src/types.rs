@@ -158,6 +158,11 @@ pub struct ReviewConfig {
     pub synchronous: Synchronous,
     /// Seed for the double-review sampler (`None` → OS entropy). For tests.
     pub seed: Option<u64>,
+    /// Run WAL checkpoints on a background thread at this interval instead of inside commits
+    /// (default 1 s; `None` → SQLite's automatic checkpoints in the commit path). Keeps the
+    /// fsync of the database file out of claim/label latency. Use `None` for short-lived
+    /// processes (CLI export).
+    pub checkpoint_interval: Option<Duration>,
 }
 
 impl Default for ReviewConfig {
@@ -171,6 +176,7 @@ impl Default for ReviewConfig {
             default_exposure: 1.0,
             synchronous: Synchronous::Full,
             seed: None,
+            checkpoint_interval: Some(Duration::from_secs(1)),
         }
     }
 }
