@@ -1,1 +1,12 @@
-//! touxiang service
+//! touxiang service: HTTP app, CLI and the wiring of the library crates.
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod queue;
+pub mod routes;
+pub mod state;
+
+pub use routes::app;
+pub use state::AppState;

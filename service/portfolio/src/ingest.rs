@@ -611,7 +611,7 @@ fn parse_days(s: &str) -> std::result::Result<i64, String> {
     }
     // Spreadsheets write integers as "30.0".
     match t.parse::<f64>() {
-        Ok(f) if f.is_finite() && f.fract() == 0.0 && f >= 0.0 && f < 1e9 => Ok(f as i64),
+        Ok(f) if f.fract() == 0.0 && (0.0..1e9).contains(&f) => Ok(f as i64),
         Ok(f) if f < 0.0 => Err(format!("{s:?} is negative (must be an integer ≥ 0)")),
         _ => Err(format!("{s:?} is not an integer")),
     }
@@ -908,6 +908,16 @@ struct Writer<'a> {
 
 const LABEL_CACHE_MAX: usize = 200_000;
 
+/// (path, confidence, decision, source, model_version, taxonomy_version) of one loan's label.
+type IndustryLabelCols<'a> = (
+    IndustryPath,
+    Option<f64>,
+    Option<&'a str>,
+    &'a str,
+    Option<String>,
+    Option<String>,
+);
+
 impl Writer<'_> {
     /// Label (where needed) and insert a batch of validated rows.
     fn flush(&mut self, tx: &Connection, batch: &mut Vec<LoanRow>) -> Result<()> {
@@ -946,47 +956,41 @@ impl Writer<'_> {
         }
         let mut stmt = tx.prepare_cached(INSERT_SQL)?;
         for r in batch.drain(..) {
-            let (path, conf, decision, source, mv, tv): (
-                IndustryPath,
-                Option<f64>,
-                Option<&str>,
-                &str,
-                Option<String>,
-                Option<String>,
-            ) = if let Some(p) = r.industry.clone() {
-                (
-                    p,
-                    Some(1.0),
-                    Some("auto"),
-                    "input",
-                    None,
-                    Some(GBT4754_VERSION.to_string()),
-                )
-            } else if let Some(l) = self.label_cache.get(&r.purpose_text) {
-                let mut p: IndustryPath = Default::default();
-                for (d, slot) in p.iter_mut().enumerate() {
-                    *slot = l.code_at(d).map(str::to_string);
-                }
-                // Validate the labeler's deepest code against the taxonomy path.
-                let p = match l.code.as_deref().and_then(industry_path) {
-                    Some(tp) => tp,
-                    None => p,
+            let (path, conf, decision, source, mv, tv): IndustryLabelCols =
+                if let Some(p) = r.industry.clone() {
+                    (
+                        p,
+                        Some(1.0),
+                        Some("auto"),
+                        "input",
+                        None,
+                        Some(GBT4754_VERSION.to_string()),
+                    )
+                } else if let Some(l) = self.label_cache.get(&r.purpose_text) {
+                    let mut p: IndustryPath = Default::default();
+                    for (d, slot) in p.iter_mut().enumerate() {
+                        *slot = l.code_at(d).map(str::to_string);
+                    }
+                    // Validate the labeler's deepest code against the taxonomy path.
+                    let p = match l.code.as_deref().and_then(industry_path) {
+                        Some(tp) => tp,
+                        None => p,
+                    };
+                    let has = p[0].is_some();
+                    (
+                        p,
+                        Some(l.confidence as f64),
+                        Some(match l.decision {
+                            Decision::Auto => "auto",
+                            Decision::Review => "review",
+                        }),
+                        if has { "model" } else { "none" },
+                        Some(l.model_version.clone()),
+                        Some(l.taxonomy_version.clone()),
+                    )
+                } else {
+                    (Default::default(), None, None, "none", None, None)
                 };
-                let has = p[0].is_some();
-                (
-                    p,
-                    Some(l.confidence as f64),
-                    Some(match l.decision {
-                        Decision::Auto => "auto",
-                        Decision::Review => "review",
-                    }),
-                    if has { "model" } else { "none" },
-                    Some(l.model_version.clone()),
-                    Some(l.taxonomy_version.clone()),
-                )
-            } else {
-                (Default::default(), None, None, "none", None, None)
-            };
             match source {
                 "input" => self.report.industry_from_input += 1,
                 "model" => self.report.industry_labeled += 1,
@@ -1296,7 +1300,7 @@ impl PortfolioStore {
                 writer.flush(&tx, &mut batch)?;
             }
         }
-        if !(opts.mode == IngestMode::AllOrNothing && !writer.report.rejected.is_empty()) {
+        if opts.mode != IngestMode::AllOrNothing || writer.report.rejected.is_empty() {
             writer.flush(&tx, &mut batch)?;
         }
         drop(exists);

@@ -430,7 +430,7 @@ fn jsonl_and_xlsx_with_map_and_status() {
         ws.write_number(r, 2, *bal).unwrap();
         ws.write_number(r, 3, *days).unwrap();
         ws.write_string(r, 4, *reg).unwrap();
-        ws.write_datetime_with_format(r, 5, &ExcelDateTime::from_ymd(2025, 3, 31).unwrap(), &datef)
+        ws.write_datetime_with_format(r, 5, ExcelDateTime::from_ymd(2025, 3, 31).unwrap(), &datef)
             .unwrap();
     }
     let p = dir.path().join("b.xlsx");

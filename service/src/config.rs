@@ -1,0 +1,232 @@
+//! Layered configuration: built-in defaults → TOML file → `TOUXIANG_*` environment → flags.
+//!
+//! The file is `--config FILE`, else `DATA_DIR/touxiang.toml` when it exists. Environment keys
+//! nest with double underscores: `TOUXIANG_LIMITS__MAX_ITEMS=512`, `TOUXIANG_QDRANT__URL=...`.
+
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// Request and queue limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Limits {
+    /// Largest JSON request body, bytes (→ 413 above).
+    pub max_body_bytes: usize,
+    /// Largest multipart upload (portfolio files, batch jobs), bytes.
+    pub max_upload_bytes: usize,
+    /// Most texts/items in one embed or classify request (→ 422 above).
+    pub max_items: usize,
+    /// Longest single text, in characters (→ 422 above).
+    pub max_text_chars: usize,
+    /// Token budget of one forward pass (padded tokens).
+    pub max_batch_tokens: usize,
+    /// Tokens allowed to wait in the embedding queue (→ 429 above).
+    pub max_queue_tokens: usize,
+    /// Per-request timeout, seconds.
+    pub request_timeout_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 2 * 1024 * 1024,
+            max_upload_bytes: 512 * 1024 * 1024,
+            max_items: 256,
+            max_text_chars: 2000,
+            max_batch_tokens: 8192,
+            max_queue_tokens: 65536,
+            request_timeout_secs: 60,
+        }
+    }
+}
+
+/// Classification settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClassifyConfig {
+    /// Default taxonomy id.
+    pub default_taxonomy: String,
+    /// Share of `auto` decisions also sent to review as a QA sample.
+    pub qa_sample_rate: f64,
+    /// Review queue that classify routes to.
+    pub review_queue: String,
+    /// Upper bounds for `top_k` and `neighbors`.
+    pub max_top_k: usize,
+    pub max_neighbors: usize,
+    /// Directory of trained artifacts; default `<data_dir>/artifacts`, falling back to the
+    /// artifacts shipped in the repository.
+    pub artifacts_dir: Option<PathBuf>,
+}
+
+impl Default for ClassifyConfig {
+    fn default() -> Self {
+        Self {
+            default_taxonomy: "gbt4754-2017".into(),
+            qa_sample_rate: 0.02,
+            review_queue: "default".into(),
+            max_top_k: 20,
+            max_neighbors: 50,
+            artifacts_dir: None,
+        }
+    }
+}
+
+/// Review queue settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReviewConfig {
+    pub lease_ttl_secs: u64,
+    /// Share of review items labeled independently by two reviewers.
+    pub double_review_rate: f64,
+}
+
+impl Default for ReviewConfig {
+    fn default() -> Self {
+        Self {
+            lease_ttl_secs: 600,
+            double_review_rate: 0.1,
+        }
+    }
+}
+
+/// Optional Qdrant server for the exemplar store.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct QdrantConfig {
+    pub url: String,
+    #[serde(default = "default_collection")]
+    pub collection: String,
+    #[serde(default)]
+    pub api_key: Option<String>,
+}
+
+fn default_collection() -> String {
+    "touxiang_exemplars".into()
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    pub addr: String,
+    pub data_dir: PathBuf,
+    /// Pre-provisioned model files (offline installs); default `<data_dir>/model`.
+    pub model_dir: Option<PathBuf>,
+    /// Switch authentication off (local use only).
+    pub insecure_no_auth: bool,
+    /// `text` or `json` logs.
+    pub log_format: String,
+    pub limits: Limits,
+    pub classify: ClassifyConfig,
+    pub review: ReviewConfig,
+    pub qdrant: Option<QdrantConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            addr: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./touxiang-data"),
+            model_dir: None,
+            insecure_no_auth: false,
+            log_format: "text".into(),
+            limits: Limits::default(),
+            classify: ClassifyConfig::default(),
+            review: ReviewConfig::default(),
+            qdrant: None,
+        }
+    }
+}
+
+/// Values given on the command line (highest precedence); `None` = not given.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FlagOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub addr: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub insecure_no_auth: Option<bool>,
+}
+
+impl Config {
+    /// Resolve the layers. `file` overrides the default `DATA_DIR/touxiang.toml` lookup.
+    pub fn load(file: Option<&Path>, flags: &FlagOverrides) -> Result<Config, figment::Error> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        // The data dir decides where the default config file lives: resolve it first.
+        let data_dir = flags
+            .data_dir
+            .clone()
+            .or_else(|| std::env::var_os("TOUXIANG_DATA_DIR").map(PathBuf::from))
+            .unwrap_or_else(|| Config::default().data_dir);
+        match file {
+            Some(f) => fig = fig.merge(Toml::file_exact(f)),
+            None => fig = fig.merge(Toml::file(data_dir.join("touxiang.toml"))),
+        }
+        fig = fig.merge(
+            Env::prefixed("TOUXIANG_")
+                .split("__")
+                .ignore(&["test_qdrant_url", "model_dir_test"]),
+        );
+        fig = fig.merge(Serialized::defaults(flags));
+        fig.extract()
+    }
+
+    /// Where model files live.
+    pub fn model_dir(&self) -> PathBuf {
+        self.model_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("model"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_apply_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("touxiang.toml"),
+            "addr = \"0.0.0.0:9000\"\n[limits]\nmax_items = 7\n",
+        )
+        .unwrap();
+        let flags = FlagOverrides {
+            data_dir: Some(dir.path().to_path_buf()),
+            ..Default::default()
+        };
+        let c = Config::load(None, &flags).unwrap();
+        assert_eq!(c.addr, "0.0.0.0:9000", "file overrides default");
+        assert_eq!(c.limits.max_items, 7);
+        assert_eq!(
+            c.limits.max_text_chars,
+            Limits::default().max_text_chars,
+            "untouched defaults stay"
+        );
+        let flags = FlagOverrides {
+            addr: Some("127.0.0.1:1".into()),
+            ..flags
+        };
+        assert_eq!(
+            Config::load(None, &flags).unwrap().addr,
+            "127.0.0.1:1",
+            "flag overrides file"
+        );
+    }
+
+    #[test]
+    fn bad_file_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "[limits]\nmax_items = \"many\"\n").unwrap();
+        let e = Config::load(Some(&f), &FlagOverrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("max_items"), "{e}");
+    }
+}

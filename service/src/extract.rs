@@ -1,0 +1,80 @@
+//! A JSON extractor whose rejections come back in the service's own error shape, naming the
+//! field at fault (via serde_path_to_error).
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{header, StatusCode};
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// Like `axum::Json`, but errors are [`ApiError`]s: 415 without a JSON content type, 413 over the
+/// body limit, 400 for bytes that are not UTF-8 or not JSON, 422 (with `field`) for JSON of the
+/// wrong shape.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let ct = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let mime = ct.split(';').next().unwrap_or("").trim();
+        if !(mime == "application/json" || mime.ends_with("+json")) {
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "expected Content-Type: application/json, got {:?}",
+                if ct.is_empty() { "(none)" } else { ct }
+            )));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge(format!("request body exceeds the limit: {e}"))
+            } else {
+                ApiError::BadRequest {
+                    code: "unreadable_body",
+                    message: e.to_string(),
+                    field: None,
+                }
+            }
+        })?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// Parse JSON bytes into `T` with field-naming errors.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| ApiError::BadRequest {
+        code: "invalid_utf8",
+        message: format!(
+            "request body is not valid UTF-8 (first bad byte at offset {})",
+            e.valid_up_to()
+        ),
+        field: None,
+    })?;
+    let de = &mut serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let field = (path != "." && !path.is_empty()).then_some(path);
+        if inner.is_syntax() || inner.is_eof() {
+            ApiError::BadRequest {
+                code: "invalid_json",
+                message: format!("request body is not valid JSON: {inner}"),
+                field: None,
+            }
+        } else {
+            let message = match &field {
+                Some(f) => format!("{f}: {inner}"),
+                None => inner.to_string(),
+            };
+            ApiError::Validation {
+                code: "invalid_field",
+                message,
+                field,
+            }
+        }
+    })
+}

@@ -1,0 +1,28 @@
+//! The served OpenAPI document (`GET /openapi.json`, UI at `/docs`).
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::routes;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "touxiang API", version = "1", description = "Where the loan money goes: GB/T 4754-2017 classification of loan purposes, review queues, portfolio aggregation. Errors are always {\"error\": {\"code\", \"message\", \"field\"}}."),
+    paths(routes::health::healthz, routes::health::readyz, routes::health::metrics, routes::embed::embed),
+    components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail, routes::embed::EmbedRequest, routes::embed::EmbedResponse)),
+    modifiers(&Security),
+    tags((name = "ops"), (name = "embeddings"))
+)]
+pub struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let c = openapi.components.get_or_insert_with(Default::default);
+        c.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}

@@ -1,0 +1,66 @@
+//! The HTTP app: `fn app(state) -> Router`.
+
+pub mod embed;
+pub mod health;
+
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::error::ApiError;
+use crate::openapi::ApiDoc;
+use crate::state::AppState;
+
+/// Build the router with every route, limit and middleware.
+pub fn app(state: AppState) -> Router {
+    let limits = state.config().limits.clone();
+    let api = Router::new()
+        .route("/v1/embed", post(embed::embed))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes));
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .merge(api)
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+        .fallback(not_found)
+        .layer(middleware::from_fn(track_metrics))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(limits.request_timeout_secs),
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound(format!("no route for {uri}"))
+}
+
+async fn track_metrics(req: Request, next: Next) -> Response {
+    let path = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().to_string();
+    let start = Instant::now();
+    let resp = next.run(req).await;
+    let labels = [
+        ("method", method),
+        ("path", path),
+        ("status", resp.status().as_u16().to_string()),
+    ];
+    metrics::counter!("touxiang_http_requests_total", &labels).increment(1);
+    metrics::histogram!("touxiang_http_request_duration_seconds", &labels)
+        .record(start.elapsed().as_secs_f64());
+    resp
+}
