@@ -1,6 +1,7 @@
 //! touxiang service: HTTP app, CLI and the wiring of the library crates.
 pub mod cli;
 pub mod config;
+pub mod engine;
 pub mod error;
 pub mod extract;
 pub mod openapi;

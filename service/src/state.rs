@@ -3,6 +3,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
+use touxiang_datasets::Labeler;
 use touxiang_model::E5Model;
 
 use crate::config::Config;
@@ -66,5 +67,16 @@ impl AppState {
         let l = &self.inner.config.limits;
         let queue = EmbedQueue::start(model.clone(), l.max_batch_tokens, l.max_queue_tokens);
         let _ = self.inner.engine.set(Engine { model, queue });
+    }
+
+    /// Labeler (encoder + classifier) for `taxonomy`: 422 for an unknown taxonomy, 503 while
+    /// loading. Used by portfolio ingest and batch jobs.
+    pub fn labeler(&self, taxonomy: &str) -> Result<Arc<dyn Labeler>, ApiError> {
+        self.engine()?;
+        Err(ApiError::Validation {
+            code: "unknown_taxonomy",
+            message: format!("no trained classifier for taxonomy '{taxonomy}'"),
+            field: Some("taxonomy".into()),
+        })
     }
 }
