@@ -1,1 +1,39 @@
-//! (in progress)
+//! touxiang-training: the classification model of touxiang.
+//!
+//! - [`corpus`]: training corpus from GB/T 4754 names and explanatory notes (包括/不包括 items,
+//!   definitions), generated loan-purpose templates and vague phrases (always tagged by
+//!   [`Source`]), custom labeled JSONL, Lending Club; held-out split by base item.
+//! - [`embed`]: the [`EmbedFn`] encoder interface, a deterministic [`HashEmbedder`] for tests and
+//!   an on-disk embedding cache.
+//! - [`heads`]: flat and per-level softmax heads on frozen embeddings (candle, AdamW).
+//! - [`knn`]: exact kNN over labeled exemplars.
+//! - [`calibrate`]: mixture weights, temperatures, thresholds for a target precision.
+//! - [`classifier`]: the runtime [`Classifier`] (consistent path, abstention, decision,
+//!   evidence) and [`EmbeddingLabeler`] (a `Labeler`).
+//! - [`train()`]: one call from corpus to saved [`Artifacts`]; [`predict_split`] for evaluation.
+pub mod artifacts;
+pub mod calibrate;
+pub mod classifier;
+pub mod corpus;
+pub mod embed;
+pub mod error;
+pub mod heads;
+pub mod knn;
+pub mod train;
+pub mod tree;
+
+pub use artifacts::{latest_artifact_dir, ArtifactMeta, Artifacts};
+pub use calibrate::{DecisionTargets, SplitMetrics};
+pub use classifier::{
+    Alternative, Calibration, Classification, Classifier, ClassifyOptions, EmbeddingLabeler,
+    KeywordFn, Label, Neighbor,
+};
+pub use corpus::{
+    build_corpus, lendingclub_examples, load_examples_jsonl, Corpus, CorpusOptions, CorpusStats,
+    Example, Source, Split, SplitRatios,
+};
+pub use embed::{embed_all, EmbedFn, EmbeddingCache, HashEmbedder, E5_DIM};
+pub use error::TrainError;
+pub use knn::ExemplarIndex;
+pub use train::{predict_split, train, CorpusSource, Prediction, TrainConfig, TrainReport};
+pub use tree::{Tree, VAGUE_CODE};

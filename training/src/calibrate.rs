@@ -1,0 +1,430 @@
+//! Fitting the head/kNN mixture, per-level temperatures and the decision thresholds on the
+//! calibration split, and the summary metrics reported after training.
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use touxiang_datasets::Decision;
+
+use crate::classifier::{
+    combine, decide, knn_vote, Calibration, HeadOutputs, LevelDists, Neighbor,
+};
+use crate::tree::Tree;
+
+/// Threshold meaning "never": above every probability.
+pub const NEVER: f32 = 2.0;
+
+/// Targets of the threshold search.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct DecisionTargets {
+    /// Precision each level threshold must reach on the calibration split.
+    pub level_precision: f64,
+    /// Precision of `auto` decisions on the calibration split.
+    pub auto_precision: f64,
+    /// Labels shallower than this depth are always `review`.
+    pub auto_min_depth: usize,
+    /// Fewest calibration examples above a threshold for it to count as measured.
+    pub min_support: usize,
+}
+
+impl Default for DecisionTargets {
+    fn default() -> Self {
+        DecisionTargets {
+            level_precision: 0.98,
+            auto_precision: 0.98,
+            auto_min_depth: 1,
+            min_support: 20,
+        }
+    }
+}
+
+/// Calibration-split comparison of the component choices (negative log-likelihood per level,
+/// averaged over levels, and top-1 accuracy of the greedy path at the deepest level).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MixChoice {
+    pub name: String,
+    pub mix: [f32; 3],
+    pub knn_tau: f32,
+    pub nll: f64,
+    pub leaf_top1: f64,
+}
+
+/// Whether the labeled `gold` node agrees with the predicted node at depth `d` of `path`.
+pub(crate) fn correct_at(tree: &Tree, path: &[(usize, f32)], d: usize, gold: usize) -> bool {
+    if Some(gold) == tree.vague() || path.len() <= d {
+        return false;
+    }
+    let gd = tree.nodes[gold].depth;
+    if gd >= d {
+        tree.ancestor_at(gold, d) == Some(path[d].0)
+    } else {
+        path[gd].0 == gold
+    }
+}
+
+fn gold_positions(tree: &Tree, gold: usize) -> Vec<Option<usize>> {
+    (0..tree.depth_count())
+        .map(|d| tree.ancestor_at(gold, d).map(|a| tree.pos_in_level(a)))
+        .collect()
+}
+
+/// Smallest threshold whose selection (conf ≥ t) reaches `target` precision with at least
+/// `min_support` examples, maximising coverage; [`NEVER`] when none does.
+pub fn threshold_for_precision(pairs: &[(f32, bool)], target: f64, min_support: usize) -> f32 {
+    let mut v: Vec<(f32, bool)> = pairs.to_vec();
+    v.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let mut best = NEVER;
+    let mut correct = 0usize;
+    for i in 0..v.len() {
+        if v[i].1 {
+            correct += 1;
+        }
+        let boundary = i + 1 == v.len() || v[i + 1].0 < v[i].0;
+        let n = i + 1;
+        if boundary && n >= min_support && correct as f64 / n as f64 >= target {
+            best = v[i].0;
+        }
+    }
+    best
+}
+
+fn nll_of(gold_probs: &[[Option<f32>; 3]], mix: [f32; 3]) -> f64 {
+    let mut s = 0f64;
+    for g in gold_probs {
+        let mut num = 0f32;
+        let mut den = 0f32;
+        for c in 0..3 {
+            if let Some(p) = g[c] {
+                num += mix[c] * p;
+                den += mix[c];
+            }
+        }
+        let p = if den > 0.0 { num / den } else { 0.0 };
+        s -= (p.max(1e-6) as f64).ln();
+    }
+    s / gold_probs.len().max(1) as f64
+}
+
+/// Fit one calibration. `neighbors` = `None` fits the heads-only mode.
+pub(crate) fn fit_calibration(
+    tree: &Tree,
+    heads: &[HeadOutputs],
+    neighbors: Option<&[Vec<Neighbor>]>,
+    gold: &[usize],
+    knn_k: usize,
+    taus: &[f32],
+    targets: &DecisionTargets,
+) -> (Calibration, Vec<MixChoice>) {
+    let depth = tree.depth_count();
+    let gpos: Vec<Vec<Option<usize>>> = gold.iter().map(|&g| gold_positions(tree, g)).collect();
+    let has_flat = heads.first().is_some_and(|h| h.flat.is_some());
+    let has_level = heads.first().is_some_and(|h| h.level.is_some());
+    let tau_list: Vec<f32> = if neighbors.is_some() {
+        taus.to_vec()
+    } else {
+        vec![taus.first().copied().unwrap_or(0.05)]
+    };
+    let mut choices: Vec<MixChoice> = Vec::new();
+    let mut best: Option<(f64, [f32; 3], f32)> = None;
+    for &tau in &tau_list {
+        // gold probabilities per (example, level) for each component
+        let mut gp: Vec<Vec<[Option<f32>; 3]>> = vec![Vec::new(); depth];
+        for (i, h) in heads.iter().enumerate() {
+            let knn = neighbors.map(|n| knn_vote(tree, &n[i], knn_k, tau));
+            for d in 0..depth {
+                let Some(p) = gpos[i][d] else { continue };
+                gp[d].push([
+                    h.flat.as_ref().map(|f| f[d][p]),
+                    h.level.as_ref().map(|l| l[d][p]),
+                    knn.as_ref().and_then(|k| k[d].as_ref().map(|v| v[p])),
+                ]);
+            }
+        }
+        let score = |mix: [f32; 3]| -> f64 {
+            gp.iter()
+                .filter(|g| !g.is_empty())
+                .map(|g| nll_of(g, mix))
+                .sum::<f64>()
+                / depth as f64
+        };
+        let steps = 10;
+        for a in 0..=steps {
+            for b in 0..=(steps - a) {
+                let c = steps - a - b;
+                if neighbors.is_none() && c > 0 || !has_flat && a > 0 || !has_level && b > 0 {
+                    continue;
+                }
+                let mix = [
+                    a as f32 / steps as f32,
+                    b as f32 / steps as f32,
+                    c as f32 / steps as f32,
+                ];
+                let s = score(mix);
+                if best.is_none_or(|(bs, _, _)| s < bs) {
+                    best = Some((s, mix, tau));
+                }
+                let named = match (a, b, c) {
+                    (10, 0, 0) => Some("flat head only"),
+                    (0, 10, 0) => Some("level heads only"),
+                    (0, 0, 10) => Some("kNN vote only"),
+                    (5, 5, 0) => Some("flat + level heads (0.5/0.5)"),
+                    _ => None,
+                };
+                if let Some(name) = named {
+                    choices.push(MixChoice {
+                        name: format!("{name}, tau {tau}"),
+                        mix,
+                        knn_tau: tau,
+                        nll: s,
+                        leaf_top1: f64::NAN,
+                    });
+                }
+            }
+        }
+    }
+    let (best_nll, mix, tau) = best.unwrap_or((f64::NAN, [0.5, 0.5, 0.0], 0.05));
+    choices.push(MixChoice {
+        name: "fitted mixture".into(),
+        mix,
+        knn_tau: tau,
+        nll: best_nll,
+        leaf_top1: f64::NAN,
+    });
+    // leaf top-1 of the greedy path for each recorded choice (uncalibrated, T = 1)
+    for ch in choices.iter_mut() {
+        let cal = Calibration {
+            mix: ch.mix,
+            knn_tau: ch.knn_tau,
+            temperature: vec![1.0; depth],
+            level_thresholds: vec![0.0; depth],
+            auto_threshold: 0.0,
+        };
+        let correct: usize = heads
+            .par_iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let knn = match neighbors {
+                    Some(n) => knn_vote(tree, &n[i], knn_k, cal.knn_tau),
+                    None => vec![None; depth],
+                };
+                let dists = combine(tree, h, &knn, &cal);
+                let dec = decide(tree, &dists, &cal, 0);
+                let gd = tree.nodes[gold[i]].depth;
+                usize::from(
+                    correct_at(tree, &dec.path, gd, gold[i])
+                        || dec.path.is_empty() && Some(gold[i]) == tree.vague(),
+                )
+            })
+            .sum();
+        ch.leaf_top1 = correct as f64 / heads.len().max(1) as f64;
+    }
+    // temperatures per level on the fitted mixture
+    let base = Calibration {
+        mix,
+        knn_tau: tau,
+        temperature: vec![1.0; depth],
+        level_thresholds: vec![0.0; depth],
+        auto_threshold: 0.0,
+    };
+    let raw: Vec<LevelDists> = heads
+        .par_iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let knn = match neighbors {
+                Some(n) => knn_vote(tree, &n[i], knn_k, tau),
+                None => vec![None; depth],
+            };
+            combine(tree, h, &knn, &base)
+        })
+        .collect();
+    let mut temperature = vec![1.0f32; depth];
+    for (d, t_out) in temperature.iter_mut().enumerate() {
+        let idx: Vec<usize> = (0..raw.len()).filter(|&i| gpos[i][d].is_some()).collect();
+        if idx.len() < 10 {
+            continue;
+        }
+        let nll = |t: f32| -> f64 {
+            idx.par_iter()
+                .map(|&i| {
+                    let q = crate::classifier::temper(&raw[i][d], t);
+                    -((q[gpos[i][d].expect("filtered")].max(1e-7)) as f64).ln()
+                })
+                .sum::<f64>()
+        };
+        // golden-section search on ln T in [ln 0.05, ln 5]
+        let (mut lo, mut hi) = (0.05f32.ln(), 5f32.ln());
+        let g = 0.618_034f32;
+        let mut x1 = hi - g * (hi - lo);
+        let mut x2 = lo + g * (hi - lo);
+        let (mut f1, mut f2) = (nll(x1.exp()), nll(x2.exp()));
+        for _ in 0..24 {
+            if f1 < f2 {
+                hi = x2;
+                x2 = x1;
+                f2 = f1;
+                x1 = hi - g * (hi - lo);
+                f1 = nll(x1.exp());
+            } else {
+                lo = x1;
+                x1 = x2;
+                f1 = f2;
+                x2 = lo + g * (hi - lo);
+                f2 = nll(x2.exp());
+            }
+        }
+        *t_out = ((lo + hi) / 2.0).exp();
+    }
+    let mut cal = Calibration {
+        temperature,
+        ..base
+    };
+    // thresholds
+    let paths: Vec<Vec<(usize, f32)>> = raw
+        .par_iter()
+        .map(|r| {
+            let dists: LevelDists = r
+                .iter()
+                .enumerate()
+                .map(|(d, p)| crate::classifier::temper(p, cal.temperature[d]))
+                .collect();
+            crate::classifier::greedy_path(tree, &dists)
+        })
+        .collect();
+    let mut level_thresholds = vec![NEVER; depth];
+    for (d, t) in level_thresholds.iter_mut().enumerate() {
+        let pairs: Vec<(f32, bool)> = paths
+            .iter()
+            .zip(gold)
+            .filter(|(p, &g)| p.len() > d && (tree.nodes[g].depth >= d || Some(g) == tree.vague()))
+            .map(|(p, &g)| (p[d].1, correct_at(tree, p, d, g)))
+            .collect();
+        *t = threshold_for_precision(&pairs, targets.level_precision, targets.min_support);
+    }
+    cal.level_thresholds = level_thresholds;
+    let mut auto_pairs = Vec::new();
+    for (p, &g) in paths.iter().zip(gold) {
+        let mut ld = None;
+        for (d, &(_, c)) in p.iter().enumerate() {
+            if c >= cal.level_thresholds[d] {
+                ld = Some(d);
+            } else {
+                break;
+            }
+        }
+        if let Some(d) = ld.filter(|&d| d >= targets.auto_min_depth) {
+            auto_pairs.push((p[d].1, correct_at(tree, p, d, g)));
+        }
+    }
+    cal.auto_threshold =
+        threshold_for_precision(&auto_pairs, targets.auto_precision, targets.min_support);
+    (cal, choices)
+}
+
+/// Summary metrics of labeled predictions (the eval crate computes the official ones).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SplitMetrics {
+    pub examples: usize,
+    /// Top-1 accuracy of the full greedy path per level (examples labeled at least that deep).
+    pub top1_by_level: Vec<f64>,
+    /// Gold leaf among the five most probable leaves (deepest-level distribution).
+    pub top5_leaf: f64,
+    /// Share of results with a label (not null).
+    pub labeled: f64,
+    /// Precision of labels at their returned level.
+    pub label_precision: f64,
+    /// Share of labels by returned depth.
+    pub label_depth_share: Vec<f64>,
+    /// Share of results decided `auto`.
+    pub auto_coverage: f64,
+    /// Precision of `auto` results at their returned level.
+    pub auto_precision: f64,
+    /// Expected calibration error (10 bins) of label confidence vs correctness at the label level.
+    pub ece: f64,
+}
+
+/// Per-example outcome used to compute [`SplitMetrics`].
+pub(crate) struct Outcome<'a> {
+    pub path: &'a [(usize, f32)],
+    pub label_depth: Option<usize>,
+    pub decision: Decision,
+    pub leaf_dist: &'a [f32],
+    pub gold: usize,
+}
+
+pub(crate) fn split_metrics(tree: &Tree, outs: &[Outcome<'_>]) -> SplitMetrics {
+    let depth = tree.depth_count();
+    let n = outs.len();
+    if n == 0 {
+        return SplitMetrics::default();
+    }
+    let mut top1 = vec![(0usize, 0usize); depth];
+    let mut top5 = (0usize, 0usize);
+    let (mut labeled, mut lab_ok, mut auto, mut auto_ok) = (0usize, 0usize, 0usize, 0usize);
+    let mut depth_count = vec![0usize; depth];
+    let mut bins = vec![(0f64, 0f64, 0usize); 10];
+    let last = depth - 1;
+    for o in outs {
+        let gd = tree.nodes[o.gold].depth;
+        let gold_vague = Some(o.gold) == tree.vague();
+        for (d, t) in top1.iter_mut().enumerate() {
+            if gold_vague && d > 0 || !gold_vague && gd < d {
+                continue;
+            }
+            t.1 += 1;
+            if gold_vague && o.path.is_empty() || correct_at(tree, o.path, d, o.gold) {
+                t.0 += 1;
+            }
+        }
+        if gd == last && !gold_vague {
+            top5.1 += 1;
+            let gp = tree.pos_in_level(o.gold);
+            let pg = o.leaf_dist[gp];
+            let better = o.leaf_dist.iter().filter(|&&p| p > pg).count();
+            if better < 5 {
+                top5.0 += 1;
+            }
+        }
+        if let Some(d) = o.label_depth {
+            labeled += 1;
+            depth_count[d] += 1;
+            let ok = correct_at(tree, o.path, d, o.gold);
+            lab_ok += usize::from(ok);
+            let c = o.path[d].1 as f64;
+            let b = ((c * 10.0) as usize).min(9);
+            bins[b].0 += c;
+            bins[b].1 += f64::from(u8::from(ok));
+            bins[b].2 += 1;
+            if o.decision == Decision::Auto {
+                auto += 1;
+                auto_ok += usize::from(ok);
+            }
+        }
+    }
+    let ratio = |a: usize, b: usize| {
+        if b == 0 {
+            f64::NAN
+        } else {
+            a as f64 / b as f64
+        }
+    };
+    let ece = bins
+        .iter()
+        .map(|(c, a, k)| {
+            if *k == 0 {
+                0.0
+            } else {
+                (*k as f64 / labeled as f64) * (c / *k as f64 - a / *k as f64).abs()
+            }
+        })
+        .sum();
+    SplitMetrics {
+        examples: n,
+        top1_by_level: top1.iter().map(|(a, b)| ratio(*a, *b)).collect(),
+        top5_leaf: ratio(top5.0, top5.1),
+        labeled: ratio(labeled, n),
+        label_precision: ratio(lab_ok, labeled),
+        label_depth_share: depth_count.iter().map(|c| ratio(*c, labeled)).collect(),
+        auto_coverage: ratio(auto, n),
+        auto_precision: ratio(auto_ok, auto),
+        ece,
+    }
+}

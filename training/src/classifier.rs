@@ -1,0 +1,663 @@
+//! The runtime classifier: head probabilities + kNN vote → calibrated per-level distributions →
+//! a consistent path, the abstention depth and the auto/review decision, with evidence.
+//!
+//! ## How a result is formed (measured choices are recorded in the artifact metadata)
+//! 1. Per level `d`, up to three distributions over the level's nodes: the flat leaf head
+//!    marginalised up the tree, the level-`d` head, and a kNN vote of the labeled neighbours
+//!    (weights `exp((sim − max_sim)/τ)`, each neighbour voting for its code's ancestor at `d`).
+//! 2. Linear mixture with weights fitted on the calibration split (neighbour-less requests use a
+//!    separately fitted heads-only calibration), then temperature scaling per level.
+//! 3. Path: argmax at the top level, then argmax among the children of the chosen node, down to a
+//!    leaf — always consistent. The confidence of a step is its calibrated probability, capped by
+//!    the parent's (so confidence never increases with depth).
+//! 4. Abstention: walk down while the step confidence clears that level's threshold; the label is
+//!    the last step that cleared it. If the top-level choice is the vague pseudo-class or fails the
+//!    top threshold, the label is `null`.
+//! 5. Decision: `auto` when the label is at least `auto_min_depth` deep and its confidence clears
+//!    the auto threshold; otherwise `review`. All thresholds are chosen on the calibration split to
+//!    reach the target precision.
+
+use std::sync::Arc;
+
+use candle_core::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+use touxiang_datasets::{Decision, LabelError, LabelResult, Labeler, PathStep};
+
+use crate::embed::EmbedFn;
+use crate::error::{Result, TrainError};
+use crate::heads::Linear;
+use crate::knn::ExemplarIndex;
+use crate::tree::Tree;
+
+/// A labeled exemplar near the query (from the service's vector store or [`ExemplarIndex`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Neighbor {
+    pub text: String,
+    pub code: String,
+    /// Cosine similarity to the query.
+    pub similarity: f32,
+    /// "seed" (training corpus) or "reviewed".
+    pub source: String,
+}
+
+/// Fitted combination + calibration for one mode (with or without neighbours).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    /// Mixture weights of (flat head, level heads, kNN vote); sum to 1.
+    pub mix: [f32; 3],
+    /// Softmax temperature of the kNN vote over similarities.
+    pub knn_tau: f32,
+    /// Temperature per level (probabilities ∝ p^(1/T)).
+    pub temperature: Vec<f32>,
+    /// Minimum step confidence per level for the label to go that deep.
+    pub level_thresholds: Vec<f32>,
+    /// Minimum label confidence for `Decision::Auto`.
+    pub auto_threshold: f32,
+}
+
+/// Per-level probability vectors (index = position of a node in its level).
+pub type LevelDists = Vec<Vec<f32>>;
+
+/// Raw head outputs for one text.
+#[derive(Debug, Clone)]
+pub struct HeadOutputs {
+    pub flat: Option<LevelDists>,
+    pub level: Option<LevelDists>,
+}
+
+/// Alternative code at the label's level.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alternative {
+    pub code: String,
+    pub level: String,
+    pub name: String,
+    pub confidence: f32,
+}
+
+/// The label part of a result (API: `label`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Label {
+    pub code: String,
+    pub level: String,
+    pub name: String,
+    pub path: Vec<PathStep>,
+}
+
+/// One classification result, in the field names of `POST /v1/classify` (the service adds `id`
+/// and `review_id`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Classification {
+    pub label: Option<Label>,
+    pub confidence: f32,
+    pub decision: Decision,
+    pub alternatives: Vec<Alternative>,
+    pub neighbors: Vec<Neighbor>,
+    pub keywords: Vec<String>,
+    /// The full greedy path down to a leaf before abstention (for evaluation; not part of the API).
+    #[serde(skip)]
+    pub full_path: Vec<PathStep>,
+}
+
+/// Per-request options.
+#[derive(Debug, Clone)]
+pub struct ClassifyOptions {
+    /// Alternatives to return.
+    pub top_k: usize,
+    /// Neighbours to pass through in the result (the vote uses up to `knn_k` of those given).
+    pub show_neighbors: usize,
+    /// Keywords to extract.
+    pub keywords: usize,
+}
+
+impl Default for ClassifyOptions {
+    fn default() -> Self {
+        ClassifyOptions {
+            top_k: 3,
+            show_neighbors: 5,
+            keywords: 5,
+        }
+    }
+}
+
+/// Keyword extractor (the service passes `touxiang_text::Segmenter::keywords`).
+pub type KeywordFn = Arc<dyn Fn(&str, usize) -> Vec<String> + Send + Sync>;
+
+/// Result of the decision rule on one set of calibrated distributions.
+#[derive(Debug, Clone)]
+pub struct Decided {
+    /// (node index, step confidence) root first, down to a leaf; empty when vague.
+    pub path: Vec<(usize, f32)>,
+    /// Depth of the returned label; `None` = no label.
+    pub label_depth: Option<usize>,
+    pub decision: Decision,
+}
+
+/// The trained classifier.
+pub struct Classifier {
+    pub(crate) tree: Tree,
+    pub(crate) flat: Option<Linear>,
+    pub(crate) levels: Vec<Linear>,
+    pub(crate) cal_knn: Calibration,
+    pub(crate) cal_heads: Calibration,
+    /// Neighbours used by the vote.
+    pub(crate) knn_k: usize,
+    /// Labels shallower than this depth are never auto-accepted.
+    pub(crate) auto_min_depth: usize,
+    pub(crate) model_version: String,
+    pub(crate) encoder_version: String,
+    pub(crate) dim: usize,
+    /// `[leaf position][depth]` → position of the leaf's ancestor in that level.
+    leaf_anc: Vec<Vec<Option<usize>>>,
+    keywords: Option<KeywordFn>,
+}
+
+fn leaf_ancestors(tree: &Tree) -> Vec<Vec<Option<usize>>> {
+    tree.leaves()
+        .iter()
+        .map(|&l| {
+            (0..tree.depth_count())
+                .map(|d| tree.ancestor_at(l, d).map(|a| tree.pos_in_level(a)))
+                .collect()
+        })
+        .collect()
+}
+
+impl Classifier {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        tree: Tree,
+        flat: Option<Linear>,
+        levels: Vec<Linear>,
+        cal_knn: Calibration,
+        cal_heads: Calibration,
+        knn_k: usize,
+        auto_min_depth: usize,
+        model_version: String,
+        encoder_version: String,
+        dim: usize,
+    ) -> Classifier {
+        let leaf_anc = leaf_ancestors(&tree);
+        Classifier {
+            tree,
+            flat,
+            levels,
+            cal_knn,
+            cal_heads,
+            knn_k,
+            auto_min_depth,
+            model_version,
+            encoder_version,
+            dim,
+            leaf_anc,
+            keywords: None,
+        }
+    }
+
+    /// Attach a keyword extractor (e.g. the segmenter's TF-IDF keywords).
+    pub fn with_keywords(mut self, f: KeywordFn) -> Self {
+        self.keywords = Some(f);
+        self
+    }
+
+    /// The taxonomy tree (with the vague pseudo-class when trained with one).
+    pub fn tree(&self) -> &Tree {
+        &self.tree
+    }
+    /// Model version (artifact version).
+    pub fn model_version(&self) -> &str {
+        &self.model_version
+    }
+    /// Version of the encoder the heads were trained on; the service must use the same one.
+    pub fn encoder_version(&self) -> &str {
+        &self.encoder_version
+    }
+    /// Taxonomy id.
+    pub fn taxonomy_id(&self) -> &str {
+        &self.tree.id
+    }
+    /// Taxonomy version.
+    pub fn taxonomy_version(&self) -> &str {
+        &self.tree.version
+    }
+    /// Embedding dimension expected by the heads.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+    /// Number of neighbours the kNN vote uses (ask the vector store for at least this many).
+    pub fn knn_k(&self) -> usize {
+        self.knn_k
+    }
+    /// Calibration used when neighbours are given / when not.
+    pub fn calibrations(&self) -> (&Calibration, &Calibration) {
+        (&self.cal_knn, &self.cal_heads)
+    }
+
+    /// Head outputs for a batch of embeddings.
+    pub fn head_outputs(&self, embeddings: &[Vec<f32>]) -> Result<Vec<HeadOutputs>> {
+        for (i, e) in embeddings.iter().enumerate() {
+            if e.len() != self.dim {
+                return Err(TrainError::BadEmbedding(format!(
+                    "embedding {i} has length {}, the model expects {}",
+                    e.len(),
+                    self.dim
+                )));
+            }
+            if e.iter().any(|v| !v.is_finite()) {
+                return Err(TrainError::BadEmbedding(format!(
+                    "embedding {i} has a non-finite value"
+                )));
+            }
+        }
+        let mut out: Vec<HeadOutputs> = embeddings
+            .iter()
+            .map(|_| HeadOutputs {
+                flat: None,
+                level: None,
+            })
+            .collect();
+        let depth = self.tree.depth_count();
+        for (ci, chunk) in embeddings.chunks(1024).enumerate() {
+            let flat_data: Vec<f32> = chunk.iter().flatten().copied().collect();
+            let x = Tensor::from_vec(flat_data, (chunk.len(), self.dim), &Device::Cpu)?;
+            if let Some(f) = &self.flat {
+                let p = f.probs(&x)?;
+                for (r, leaf_p) in p.into_iter().enumerate() {
+                    let mut dists: LevelDists = (0..depth)
+                        .map(|d| vec![0f32; self.tree.level(d).len()])
+                        .collect();
+                    for (l, &pl) in leaf_p.iter().enumerate() {
+                        for (d, a) in self.leaf_anc[l].iter().enumerate() {
+                            if let Some(a) = a {
+                                dists[d][*a] += pl;
+                            }
+                        }
+                    }
+                    out[ci * 1024 + r].flat = Some(dists);
+                }
+            }
+            if !self.levels.is_empty() {
+                let per: Vec<Vec<Vec<f32>>> = self
+                    .levels
+                    .iter()
+                    .map(|h| h.probs(&x))
+                    .collect::<Result<_>>()?;
+                for r in 0..chunk.len() {
+                    let o = &mut out[ci * 1024 + r];
+                    let mut lv: LevelDists = per.iter().map(|lv| lv[r].clone()).collect();
+                    // levels without their own head (the deepest, when a flat head exists) take
+                    // the flat head's marginal
+                    for d in lv.len()..depth {
+                        lv.push(
+                            o.flat
+                                .as_ref()
+                                .map(|f| f[d].clone())
+                                .unwrap_or_else(|| vec![0.0; self.tree.level(d).len()]),
+                        );
+                    }
+                    o.level = Some(lv);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// kNN vote per level over the first `knn_k` neighbours (by similarity); `None` at a level
+    /// where no neighbour votes. Neighbours with codes outside the taxonomy are ignored.
+    pub fn knn_vote(&self, neighbors: &[Neighbor], tau: f32) -> Vec<Option<Vec<f32>>> {
+        knn_vote(&self.tree, neighbors, self.knn_k, tau)
+    }
+
+    /// Calibrated per-level distributions for one text.
+    pub fn calibrated(&self, heads: &HeadOutputs, neighbors: &[Neighbor]) -> LevelDists {
+        let cal = if neighbors.is_empty() {
+            &self.cal_heads
+        } else {
+            &self.cal_knn
+        };
+        let knn = self.knn_vote(neighbors, cal.knn_tau);
+        combine(&self.tree, heads, &knn, cal)
+    }
+
+    /// Apply the decision rule to calibrated distributions.
+    pub fn decide(&self, dists: &LevelDists, with_neighbors: bool) -> Decided {
+        let cal = if with_neighbors {
+            &self.cal_knn
+        } else {
+            &self.cal_heads
+        };
+        decide(&self.tree, dists, cal, self.auto_min_depth)
+    }
+
+    /// Classify one text from its embedding and the labeled neighbours the service found
+    /// (may be empty: a heads-only calibration is used then).
+    pub fn classify(
+        &self,
+        text: &str,
+        embedding: &[f32],
+        neighbors: &[Neighbor],
+        opts: &ClassifyOptions,
+    ) -> Result<Classification> {
+        let heads = self
+            .head_outputs(&[embedding.to_vec()])?
+            .pop()
+            .expect("one output");
+        Ok(self.classify_with_heads(text, &heads, neighbors, opts))
+    }
+
+    /// Batch variant of [`Classifier::classify`] (one head pass for all texts).
+    pub fn classify_batch(
+        &self,
+        texts: &[&str],
+        embeddings: &[Vec<f32>],
+        neighbors: &[Vec<Neighbor>],
+        opts: &ClassifyOptions,
+    ) -> Result<Vec<Classification>> {
+        if texts.len() != embeddings.len() || texts.len() != neighbors.len() {
+            return Err(TrainError::Invalid(format!(
+                "classify_batch: {} texts, {} embeddings, {} neighbour lists",
+                texts.len(),
+                embeddings.len(),
+                neighbors.len()
+            )));
+        }
+        let heads = self.head_outputs(embeddings)?;
+        Ok(heads
+            .iter()
+            .zip(texts.iter().zip(neighbors))
+            .map(|(h, (t, n))| self.classify_with_heads(t, h, n, opts))
+            .collect())
+    }
+
+    fn classify_with_heads(
+        &self,
+        text: &str,
+        heads: &HeadOutputs,
+        neighbors: &[Neighbor],
+        opts: &ClassifyOptions,
+    ) -> Classification {
+        let mut nb: Vec<Neighbor> = neighbors.to_vec();
+        nb.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
+        let dists = self.calibrated(heads, &nb);
+        let dec = self.decide(&dists, !nb.is_empty());
+        let tree = &self.tree;
+        let step = |&(i, c): &(usize, f32)| PathStep {
+            code: tree.nodes[i].code.clone(),
+            name: tree.nodes[i].name.clone(),
+            confidence: c,
+        };
+        let full_path: Vec<PathStep> = dec.path.iter().map(step).collect();
+        let (label, confidence, alt_depth, chosen) = match dec.label_depth {
+            Some(d) => {
+                let (node, conf) = dec.path[d];
+                let n = &tree.nodes[node];
+                (
+                    Some(Label {
+                        code: n.code.clone(),
+                        level: tree.level_name(d).to_string(),
+                        name: n.name.clone(),
+                        path: full_path[..=d].to_vec(),
+                    }),
+                    conf,
+                    d,
+                    Some(node),
+                )
+            }
+            None => (None, 0.0, 0, None),
+        };
+        let vague = tree.vague();
+        let mut alts: Vec<(usize, f32)> = tree
+            .level(alt_depth)
+            .iter()
+            .enumerate()
+            .filter(|(_, &i)| Some(i) != chosen && Some(i) != vague)
+            .map(|(p, &i)| (i, dists[alt_depth][p]))
+            .collect();
+        alts.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let alternatives = alts
+            .into_iter()
+            .take(opts.top_k)
+            .map(|(i, c)| Alternative {
+                code: tree.nodes[i].code.clone(),
+                level: tree.level_name(alt_depth).to_string(),
+                name: tree.nodes[i].name.clone(),
+                confidence: c,
+            })
+            .collect();
+        nb.truncate(opts.show_neighbors);
+        let keywords = match &self.keywords {
+            Some(f) if opts.keywords > 0 => f(text, opts.keywords),
+            _ => Vec::new(),
+        };
+        Classification {
+            label,
+            confidence,
+            decision: dec.decision,
+            alternatives,
+            neighbors: nb,
+            keywords,
+            full_path,
+        }
+    }
+
+    /// Convert a classification into the shared label type.
+    pub fn to_label_result(&self, c: &Classification) -> LabelResult {
+        LabelResult {
+            code: c.label.as_ref().map(|l| l.code.clone()),
+            level: c.label.as_ref().map(|l| l.level.clone()),
+            name: c.label.as_ref().map(|l| l.name.clone()),
+            path: c.label.as_ref().map(|l| l.path.clone()).unwrap_or_default(),
+            confidence: c.confidence,
+            decision: c.decision,
+            model_version: self.model_version.clone(),
+            taxonomy_version: self.tree.version.clone(),
+        }
+    }
+}
+
+/// kNN vote (see [`Classifier::knn_vote`]).
+pub(crate) fn knn_vote(
+    tree: &Tree,
+    neighbors: &[Neighbor],
+    k: usize,
+    tau: f32,
+) -> Vec<Option<Vec<f32>>> {
+    let depth = tree.depth_count();
+    let mut nb: Vec<(&Neighbor, usize)> = neighbors
+        .iter()
+        .filter(|n| n.similarity.is_finite())
+        .filter_map(|n| tree.find(&n.code).map(|i| (n, i)))
+        .collect();
+    nb.sort_by(|a, b| b.0.similarity.total_cmp(&a.0.similarity));
+    nb.truncate(k);
+    let Some(max_sim) = nb.first().map(|n| n.0.similarity) else {
+        return vec![None; depth];
+    };
+    let tau = tau.max(1e-4);
+    (0..depth)
+        .map(|d| {
+            let mut v = vec![0f32; tree.level(d).len()];
+            let mut any = false;
+            for (n, i) in &nb {
+                if let Some(a) = tree.ancestor_at(*i, d) {
+                    v[tree.pos_in_level(a)] += ((n.similarity - max_sim) / tau).exp();
+                    any = true;
+                }
+            }
+            if !any {
+                return None;
+            }
+            let s: f32 = v.iter().sum();
+            v.iter_mut().for_each(|x| *x /= s);
+            Some(v)
+        })
+        .collect()
+}
+
+/// Mixture of the available components at each level, then temperature scaling.
+pub(crate) fn combine(
+    tree: &Tree,
+    heads: &HeadOutputs,
+    knn: &[Option<Vec<f32>>],
+    cal: &Calibration,
+) -> LevelDists {
+    (0..tree.depth_count())
+        .map(|d| {
+            let n = tree.level(d).len();
+            let mut raw = vec![0f32; n];
+            let mut wsum = 0f32;
+            let parts: [(f32, Option<&Vec<f32>>); 3] = [
+                (cal.mix[0], heads.flat.as_ref().map(|f| &f[d])),
+                (cal.mix[1], heads.level.as_ref().map(|l| &l[d])),
+                (cal.mix[2], knn.get(d).and_then(|k| k.as_ref())),
+            ];
+            for (w, p) in parts {
+                if let Some(p) = p {
+                    if w > 0.0 {
+                        wsum += w;
+                        raw.iter_mut().zip(p).for_each(|(r, x)| *r += w * x);
+                    }
+                }
+            }
+            if wsum <= 0.0 {
+                // no component with weight: fall back to whatever head exists, equally weighted
+                let avail: Vec<&Vec<f32>> = parts.iter().filter_map(|(_, p)| *p).collect();
+                for p in &avail {
+                    raw.iter_mut().zip(p.iter()).for_each(|(r, x)| *r += x);
+                }
+                wsum = avail.len().max(1) as f32;
+            }
+            let t = cal.temperature.get(d).copied().unwrap_or(1.0).max(1e-3);
+            temper(&raw.iter().map(|r| r / wsum).collect::<Vec<_>>(), t)
+        })
+        .collect()
+}
+
+/// `p^(1/t)` renormalised (computed in log space); zero stays zero.
+pub(crate) fn temper(p: &[f32], t: f32) -> Vec<f32> {
+    let logs: Vec<f32> = p
+        .iter()
+        .map(|x| {
+            if *x > 0.0 {
+                x.ln() / t
+            } else {
+                f32::NEG_INFINITY
+            }
+        })
+        .collect();
+    let m = logs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if !m.is_finite() {
+        return vec![1.0 / p.len().max(1) as f32; p.len()];
+    }
+    let e: Vec<f32> = logs.iter().map(|l| (l - m).exp()).collect();
+    let s: f32 = e.iter().sum();
+    e.into_iter().map(|x| x / s).collect()
+}
+
+/// Greedy consistent path + abstention + decision.
+pub(crate) fn greedy_path(tree: &Tree, dists: &LevelDists) -> Vec<(usize, f32)> {
+    let mut path = Vec::new();
+    let argmax = |cands: &mut dyn Iterator<Item = usize>, d: usize| -> Option<(usize, f32)> {
+        cands
+            .map(|i| (i, dists[d][tree.pos_in_level(i)]))
+            .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
+    };
+    let Some((top, c0)) = argmax(&mut tree.level(0).iter().copied(), 0) else {
+        return path;
+    };
+    if Some(top) == tree.vague() {
+        return path;
+    }
+    path.push((top, c0));
+    let mut cur = top;
+    let mut conf = c0;
+    while !tree.children(cur).is_empty() {
+        let d = tree.nodes[cur].depth + 1;
+        let Some((nxt, c)) = argmax(&mut tree.children(cur).iter().copied(), d) else {
+            break;
+        };
+        conf = conf.min(c);
+        path.push((nxt, conf));
+        cur = nxt;
+    }
+    path
+}
+
+pub(crate) fn decide(
+    tree: &Tree,
+    dists: &LevelDists,
+    cal: &Calibration,
+    auto_min_depth: usize,
+) -> Decided {
+    let path = greedy_path(tree, dists);
+    let mut label_depth = None;
+    for (d, &(_, c)) in path.iter().enumerate() {
+        let t = cal
+            .level_thresholds
+            .get(d)
+            .copied()
+            .unwrap_or(f32::INFINITY);
+        if c >= t {
+            label_depth = Some(d);
+        } else {
+            break;
+        }
+    }
+    let decision = match label_depth {
+        Some(d) if d >= auto_min_depth && path[d].1 >= cal.auto_threshold => Decision::Auto,
+        _ => Decision::Review,
+    };
+    Decided {
+        path,
+        label_depth,
+        decision,
+    }
+}
+
+/// A [`Labeler`] over a classifier, an encoder and (optionally) an in-memory exemplar index for
+/// the kNN vote — for batch jobs and portfolio ingest.
+pub struct EmbeddingLabeler {
+    pub classifier: Arc<Classifier>,
+    pub embedder: Arc<dyn EmbedFn>,
+    pub index: Option<Arc<ExemplarIndex>>,
+}
+
+impl EmbeddingLabeler {
+    /// Full classifications for a batch of texts.
+    pub fn classify_texts(
+        &self,
+        texts: &[&str],
+        opts: &ClassifyOptions,
+    ) -> Result<Vec<Classification>> {
+        let emb = self.embedder.embed(texts)?;
+        crate::embed::check_vectors(&emb, texts.len(), self.classifier.dim())?;
+        let neighbors: Vec<Vec<Neighbor>> = match &self.index {
+            Some(ix) => ix.search(&emb, self.classifier.knn_k().max(opts.show_neighbors))?,
+            None => vec![Vec::new(); texts.len()],
+        };
+        self.classifier
+            .classify_batch(texts, &emb, &neighbors, opts)
+    }
+}
+
+impl Labeler for EmbeddingLabeler {
+    fn label(&self, texts: &[&str]) -> Result<Vec<LabelResult>, LabelError> {
+        let opts = ClassifyOptions {
+            top_k: 0,
+            show_neighbors: 0,
+            keywords: 0,
+        };
+        let cs = self
+            .classify_texts(texts, &opts)
+            .map_err(|e| LabelError(e.to_string()))?;
+        Ok(cs
+            .iter()
+            .map(|c| self.classifier.to_label_result(c))
+            .collect())
+    }
+    fn model_version(&self) -> String {
+        self.classifier.model_version.clone()
+    }
+    fn taxonomy_version(&self) -> String {
+        self.classifier.tree.version.clone()
+    }
+}

@@ -1,0 +1,493 @@
+//! `train(config, embedder) -> TrainReport`: corpus → embeddings (cached) → heads → kNN index →
+//! calibration → metrics → versioned artifacts. One call, reproducible for a seed.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::artifacts::{ArtifactMeta, Artifacts};
+use crate::calibrate::{
+    fit_calibration, split_metrics, DecisionTargets, MixChoice, Outcome, SplitMetrics,
+};
+use crate::classifier::{Classifier, HeadOutputs, Neighbor};
+use crate::corpus::{
+    build_corpus, corpus_from_examples, load_examples_jsonl, Corpus, CorpusOptions, CorpusStats,
+    Example, Split, SplitRatios,
+};
+use crate::embed::{embed_all, EmbedFn};
+use crate::error::{Result, TrainError};
+use crate::heads::{train_linear, HeadConfig, HeadLog, TargetSet};
+use crate::knn::ExemplarIndex;
+use crate::tree::Tree;
+
+/// Where the training examples come from.
+#[derive(Debug, Clone)]
+pub enum CorpusSource {
+    /// GB/T 4754 notes (`notes.jsonl`) + taxonomy names + templates + vague phrases.
+    Notes {
+        notes_path: PathBuf,
+        options: CorpusOptions,
+    },
+    /// Labeled examples already in memory (custom taxonomy), plus the taxonomy names when
+    /// `with_names`.
+    Examples {
+        examples: Vec<Example>,
+        with_names: bool,
+    },
+    /// A prepared corpus.
+    Corpus(Corpus),
+}
+
+/// Everything `train` needs.
+#[derive(Debug, Clone)]
+pub struct TrainConfig {
+    pub tree: Tree,
+    pub source: CorpusSource,
+    /// Extra labeled JSONL files (`{"text","code"[,"source":"reviewed"]}`), e.g. review exports.
+    pub extra_examples: Vec<PathBuf>,
+    pub seed: u64,
+    /// Artifacts go to `out_dir/<taxonomy id>/<model version>/`.
+    pub out_dir: PathBuf,
+    /// Embedding cache directory (`None` = no cache).
+    pub cache_dir: Option<PathBuf>,
+    pub targets: DecisionTargets,
+    pub head: HeadConfig,
+    /// Train the flat leaf head.
+    pub flat_head: bool,
+    /// Train the per-level heads.
+    pub level_heads: bool,
+    /// Neighbours in the kNN vote.
+    pub knn_k: usize,
+    /// kNN temperatures tried on the calibration split.
+    pub knn_taus: Vec<f32>,
+    /// Save the training exemplars (texts, codes, vectors) beside the heads.
+    pub save_exemplars: bool,
+    /// Encoder batch size.
+    pub embed_batch: usize,
+}
+
+impl TrainConfig {
+    /// Defaults for a tree and a corpus source.
+    pub fn new(tree: Tree, source: CorpusSource, out_dir: impl Into<PathBuf>) -> Self {
+        TrainConfig {
+            tree,
+            source,
+            extra_examples: Vec::new(),
+            seed: 42,
+            out_dir: out_dir.into(),
+            cache_dir: None,
+            targets: DecisionTargets::default(),
+            head: HeadConfig::default(),
+            flat_head: true,
+            level_heads: true,
+            knn_k: 10,
+            knn_taus: vec![0.02, 0.05, 0.1],
+            save_exemplars: true,
+            embed_batch: 64,
+        }
+    }
+}
+
+/// What `train` did and measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainReport {
+    pub model_version: String,
+    pub artifact_dir: PathBuf,
+    pub encoder_version: String,
+    pub taxonomy_id: String,
+    pub taxonomy_version: String,
+    pub corpus_version: String,
+    pub corpus: CorpusStats,
+    pub seed: u64,
+    pub heads: Vec<HeadLog>,
+    /// Calibration-split comparison of flat vs level heads vs kNN vs the fitted mixture.
+    pub mix_choices_knn: Vec<MixChoice>,
+    pub mix_choices_heads_only: Vec<MixChoice>,
+    pub calib: SplitMetrics,
+    pub test: SplitMetrics,
+    /// Test metrics without neighbours (heads-only calibration).
+    pub test_heads_only: SplitMetrics,
+    pub seconds_embed: f64,
+    pub seconds_train: f64,
+    pub seconds_total: f64,
+}
+
+/// Gold node index of every example (errors name the code).
+fn gold_nodes(tree: &Tree, ex: &[&Example]) -> Result<Vec<usize>> {
+    ex.iter()
+        .map(|e| {
+            tree.find(&e.code).ok_or_else(|| TrainError::UnknownCode {
+                code: e.code.clone(),
+                context: format!("example {:?}", e.text),
+            })
+        })
+        .collect()
+}
+
+/// Build the corpus of a config (without training).
+pub fn corpus_of(cfg: &TrainConfig) -> Result<Corpus> {
+    let mut corpus = match &cfg.source {
+        CorpusSource::Notes {
+            notes_path,
+            options,
+        } => {
+            let mut o = options.clone();
+            o.seed = cfg.seed;
+            build_corpus(notes_path, &cfg.tree, &o)?
+        }
+        CorpusSource::Examples {
+            examples,
+            with_names,
+        } => corpus_from_examples(&cfg.tree, examples.clone(), *with_names),
+        CorpusSource::Corpus(c) => c.clone(),
+    };
+    if !cfg.extra_examples.is_empty() {
+        let mut extra = Vec::new();
+        for p in &cfg.extra_examples {
+            extra.extend(load_examples_jsonl(
+                p,
+                &cfg.tree,
+                cfg.seed,
+                SplitRatios::default(),
+            )?);
+        }
+        let mut all = corpus.examples;
+        all.extend(extra);
+        let skipped = corpus.skipped;
+        corpus = corpus_from_examples(&cfg.tree, all, false);
+        for (k, v) in skipped {
+            *corpus.skipped.entry(k).or_default() += v;
+        }
+    }
+    Ok(corpus)
+}
+
+/// Train, calibrate, evaluate and save. See the crate docs for the pipeline.
+pub fn train(cfg: &TrainConfig, embedder: &dyn EmbedFn) -> Result<TrainReport> {
+    let t0 = Instant::now();
+    let tree = &cfg.tree;
+    let corpus = corpus_of(cfg)?;
+    let stats = corpus.stats();
+    tracing::info!("corpus:\n{stats}");
+    let train_ex = corpus.split(Split::Train);
+    let calib_ex = corpus.split(Split::Calib);
+    let test_ex = corpus.split(Split::Test);
+    if train_ex.is_empty() || calib_ex.is_empty() {
+        return Err(TrainError::Invalid(format!(
+            "need training and calibration examples (train {}, calib {})",
+            train_ex.len(),
+            calib_ex.len()
+        )));
+    }
+    let g_train = gold_nodes(tree, &train_ex)?;
+    let g_calib = gold_nodes(tree, &calib_ex)?;
+    let g_test = gold_nodes(tree, &test_ex)?;
+
+    // embeddings
+    let t_embed = Instant::now();
+    let texts: Vec<&str> = corpus.examples.iter().map(|e| e.text.as_str()).collect();
+    let vecs = embed_all(embedder, &texts, cfg.cache_dir.as_deref(), cfg.embed_batch)?;
+    let by_text: HashMap<&str, &Vec<f32>> = texts.iter().copied().zip(vecs.iter()).collect();
+    let emb = |ex: &[&Example]| -> Vec<Vec<f32>> {
+        ex.iter()
+            .map(|e| by_text[e.text.as_str()].clone())
+            .collect()
+    };
+    let (x_train, x_calib, x_test) = (emb(&train_ex), emb(&calib_ex), emb(&test_ex));
+    let seconds_embed = t_embed.elapsed().as_secs_f64();
+    let dim = embedder.dim();
+
+    // class-balanced weights: 1/sqrt(count of the code), mean 1
+    let mut counts: HashMap<usize, usize> = HashMap::new();
+    for g in &g_train {
+        *counts.entry(*g).or_default() += 1;
+    }
+    let mut w_train: Vec<f32> = train_ex
+        .iter()
+        .zip(&g_train)
+        .map(|(e, g)| e.weight / (counts[g] as f32).sqrt())
+        .collect();
+    let mean = w_train.iter().sum::<f32>() / w_train.len() as f32;
+    w_train.iter_mut().for_each(|w| *w /= mean);
+    let w_calib: Vec<f32> = calib_ex.iter().map(|e| e.weight).collect();
+
+    let t_train = Instant::now();
+    let mut logs = Vec::new();
+    let flat = if cfg.flat_head {
+        let build = |x: &[Vec<f32>], g: &[usize], w: &[f32]| {
+            let mut s = TargetSet::new(dim);
+            for i in 0..x.len() {
+                let allowed = tree.leaves_under(g[i]).iter().map(|&p| p as u32).collect();
+                s.push(&x[i], allowed, w[i]);
+            }
+            s
+        };
+        let (tr, ca) = (
+            build(&x_train, &g_train, &w_train),
+            build(&x_calib, &g_calib, &w_calib),
+        );
+        let (lin, log) = train_linear(tree.leaves().len(), &tr, &ca, &cfg.head, cfg.seed)?;
+        tracing::info!(?log, "flat head");
+        logs.push(log);
+        Some(lin)
+    } else {
+        None
+    };
+    let mut levels = Vec::new();
+    if cfg.level_heads {
+        // With a flat head the deepest level is the flat head itself (same outputs, same loss on
+        // leaf-coded examples), so level heads are trained for the levels above it only.
+        let n_level_heads = if cfg.flat_head {
+            tree.depth_count() - 1
+        } else {
+            tree.depth_count()
+        };
+        for d in 0..n_level_heads {
+            let build = |x: &[Vec<f32>], g: &[usize], w: &[f32]| {
+                let mut s = TargetSet::new(dim);
+                for i in 0..x.len() {
+                    if let Some(a) = tree.ancestor_at(g[i], d) {
+                        s.push(&x[i], vec![tree.pos_in_level(a) as u32], w[i]);
+                    }
+                }
+                s
+            };
+            let (tr, ca) = (
+                build(&x_train, &g_train, &w_train),
+                build(&x_calib, &g_calib, &w_calib),
+            );
+            let (lin, log) = train_linear(
+                tree.level(d).len(),
+                &tr,
+                &ca,
+                &cfg.head,
+                cfg.seed.wrapping_add(d as u64 + 1),
+            )?;
+            tracing::info!(depth = d, ?log, "level head");
+            logs.push(log);
+            levels.push(lin);
+        }
+    }
+    if flat.is_none() && levels.is_empty() {
+        return Err(TrainError::Invalid(
+            "enable the flat head, the level heads or both".into(),
+        ));
+    }
+    let seconds_train = t_train.elapsed().as_secs_f64();
+
+    // kNN index over the training exemplars
+    let index = ExemplarIndex::new(
+        dim,
+        &x_train,
+        train_ex.iter().map(|e| e.text.clone()).collect(),
+        train_ex.iter().map(|e| e.code.clone()).collect(),
+        train_ex.iter().map(|_| "seed".to_string()).collect(),
+    )?;
+    let proto = Classifier::new(
+        tree.clone(),
+        flat,
+        levels,
+        placeholder_cal(tree),
+        placeholder_cal(tree),
+        cfg.knn_k,
+        cfg.targets.auto_min_depth,
+        String::new(),
+        embedder.version(),
+        dim,
+    );
+    let h_calib = proto.head_outputs(&x_calib)?;
+    let n_calib = index.search(&x_calib, cfg.knn_k)?;
+    let (cal_knn, choices_knn) = fit_calibration(
+        tree,
+        &h_calib,
+        Some(&n_calib),
+        &g_calib,
+        cfg.knn_k,
+        &cfg.knn_taus,
+        &cfg.targets,
+    );
+    let (cal_heads, choices_heads) = fit_calibration(
+        tree,
+        &h_calib,
+        None,
+        &g_calib,
+        cfg.knn_k,
+        &cfg.knn_taus,
+        &cfg.targets,
+    );
+    tracing::info!(?cal_knn.mix, ?cal_knn.temperature, ?cal_knn.level_thresholds, cal_knn.auto_threshold, "calibration (with kNN)");
+
+    let corpus_version = corpus.version();
+    let enc_tag: String = crate::embed::stable_hash(&embedder.version(), 0).to_le_bytes()[..3]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let model_version = format!("tx1-{}-{}-s{}", &corpus_version[..10], enc_tag, cfg.seed);
+    let Classifier {
+        tree: t,
+        flat,
+        levels,
+        ..
+    } = proto;
+    let clf = Classifier::new(
+        t,
+        flat,
+        levels,
+        cal_knn,
+        cal_heads,
+        cfg.knn_k,
+        cfg.targets.auto_min_depth,
+        model_version.clone(),
+        embedder.version(),
+        dim,
+    );
+
+    let calib_m = metrics_for(&clf, &h_calib, Some(&n_calib), &g_calib);
+    let h_test = clf.head_outputs(&x_test)?;
+    let n_test = index.search(&x_test, cfg.knn_k)?;
+    let test_m = metrics_for(&clf, &h_test, Some(&n_test), &g_test);
+    let test_heads = metrics_for(&clf, &h_test, None, &g_test);
+
+    let artifact_dir = cfg.out_dir.join(&tree.id).join(&model_version);
+    let mut report = TrainReport {
+        model_version: model_version.clone(),
+        artifact_dir: artifact_dir.clone(),
+        encoder_version: embedder.version(),
+        taxonomy_id: tree.id.clone(),
+        taxonomy_version: tree.version.clone(),
+        corpus_version: corpus_version.clone(),
+        corpus: stats,
+        seed: cfg.seed,
+        heads: logs,
+        mix_choices_knn: choices_knn,
+        mix_choices_heads_only: choices_heads,
+        calib: calib_m,
+        test: test_m,
+        test_heads_only: test_heads,
+        seconds_embed,
+        seconds_train,
+        seconds_total: 0.0,
+    };
+    report.seconds_total = t0.elapsed().as_secs_f64();
+    let meta = ArtifactMeta::from_report(&report, &clf, cfg);
+    let arts = Artifacts {
+        classifier: clf,
+        meta,
+        exemplars: cfg.save_exemplars.then_some(index),
+    };
+    arts.save(&artifact_dir)?;
+    Ok(report)
+}
+
+fn placeholder_cal(tree: &Tree) -> crate::classifier::Calibration {
+    let d = tree.depth_count();
+    crate::classifier::Calibration {
+        mix: [0.5, 0.5, 0.0],
+        knn_tau: 0.05,
+        temperature: vec![1.0; d],
+        level_thresholds: vec![0.0; d],
+        auto_threshold: 0.0,
+    }
+}
+
+fn metrics_for(
+    clf: &Classifier,
+    heads: &[HeadOutputs],
+    neighbors: Option<&[Vec<Neighbor>]>,
+    gold: &[usize],
+) -> SplitMetrics {
+    let empty = Vec::new();
+    let results: Vec<(crate::classifier::LevelDists, crate::classifier::Decided)> = heads
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let nb = neighbors.map(|n| &n[i]).unwrap_or(&empty);
+            let d = clf.calibrated(h, nb);
+            let dec = clf.decide(&d, !nb.is_empty());
+            (d, dec)
+        })
+        .collect();
+    let last = clf.tree.depth_count() - 1;
+    let outs: Vec<Outcome<'_>> = results
+        .iter()
+        .zip(gold)
+        .map(|((d, dec), &g)| Outcome {
+            path: &dec.path,
+            label_depth: dec.label_depth,
+            decision: dec.decision,
+            leaf_dist: &d[last],
+            gold: g,
+        })
+        .collect();
+    split_metrics(&clf.tree, &outs)
+}
+
+/// One prediction of a labeled example, in a form the eval crate can score.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Prediction {
+    pub text: String,
+    pub gold_code: String,
+    /// Full greedy path (root first, down to a leaf) before abstention; empty = vague.
+    pub pred_path: Vec<String>,
+    /// The returned label (after abstention) and its level depth.
+    pub label_code: Option<String>,
+    pub label_depth: Option<usize>,
+    /// Calibrated probability of the predicted node at each level of `pred_path`.
+    pub level_probs: Vec<f32>,
+    /// Five most probable codes at the deepest level.
+    pub top5: Vec<(String, f32)>,
+    pub confidence: f32,
+    pub decision: touxiang_datasets::Decision,
+}
+
+/// Predict every example (e.g. the test split) with neighbours from `index` when given.
+pub fn predict_split(
+    clf: &Classifier,
+    embedder: &dyn EmbedFn,
+    examples: &[&Example],
+    index: Option<&ExemplarIndex>,
+    cache_dir: Option<&Path>,
+) -> Result<Vec<Prediction>> {
+    let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
+    let x = embed_all(embedder, &texts, cache_dir, 64)?;
+    let heads = clf.head_outputs(&x)?;
+    let nbs = match index {
+        Some(ix) => ix.search(&x, clf.knn_k())?,
+        None => vec![Vec::new(); x.len()],
+    };
+    let tree = clf.tree();
+    let last = tree.depth_count() - 1;
+    Ok(examples
+        .iter()
+        .zip(heads.iter().zip(&nbs))
+        .map(|(e, (h, nb))| {
+            let d = clf.calibrated(h, nb);
+            let dec = clf.decide(&d, !nb.is_empty());
+            let mut top: Vec<(usize, f32)> = d[last].iter().copied().enumerate().collect();
+            top.sort_by(|a, b| b.1.total_cmp(&a.1));
+            Prediction {
+                text: e.text.clone(),
+                gold_code: e.code.clone(),
+                pred_path: dec
+                    .path
+                    .iter()
+                    .map(|(i, _)| tree.nodes[*i].code.clone())
+                    .collect(),
+                label_code: dec
+                    .label_depth
+                    .map(|ld| tree.nodes[dec.path[ld].0].code.clone()),
+                label_depth: dec.label_depth,
+                level_probs: dec.path.iter().map(|(_, c)| *c).collect(),
+                top5: top
+                    .into_iter()
+                    .take(5)
+                    .map(|(p, c)| (tree.nodes[tree.level(last)[p]].code.clone(), c))
+                    .collect(),
+                confidence: dec.label_depth.map(|ld| dec.path[ld].1).unwrap_or(0.0),
+                decision: dec.decision,
+            }
+        })
+        .collect())
+}
