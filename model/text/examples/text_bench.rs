@@ -37,6 +37,19 @@ fn main() {
     println!("opencc t2s init: {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
 
     let t = Instant::now();
+    drop(std::hint::black_box(jieba_rs::Jieba::new()));
+    println!(
+        "component alone: jieba default dictionary {:.1} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    let t = Instant::now();
+    drop(std::hint::black_box(jieba_rs::TfIdf::default()));
+    println!(
+        "component alone: jieba IDF table {:.1} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
+
+    let t = Instant::now();
     let seg = Segmenter::default();
     println!(
         "Segmenter::default() build: {:.1} ms ({} user words)",

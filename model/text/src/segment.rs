@@ -34,9 +34,11 @@ const MAX_NAME_CHARS: usize = 8;
 /// names, the finance-term list ([`FINANCE_TERMS`]) and product terms ([`INDUSTRY_TERMS`]), and TF-IDF keyword extraction with a loan-boilerplate stop
 /// list.
 ///
-/// Building one costs a few hundred milliseconds (the default jieba dictionary and IDF table
-/// dominate; see the `segmenter_build` benchmark binary), so build it once at startup and share
-/// it (`&Segmenter` is `Sync`).
+/// Building one costs about half a second (dev and release alike: the time goes into
+/// decompressing and parsing jieba's embedded default dictionary and IDF table, which are loaded
+/// on two threads; the ~1 600 user words add a few ms). Measure with
+/// `cargo run -p touxiang-text --example text_bench`. Build it once at startup and share it
+/// (`Segmenter` is `Send + Sync`; all methods take `&self` except [`Segmenter::load_user_dict`]).
 pub struct Segmenter {
     jieba: Jieba,
     tfidf: TfIdf,
@@ -95,7 +97,15 @@ impl Segmenter {
     /// A segmenter whose user dictionary holds the names of `taxonomies` (see
     /// [`taxonomy_words`]) and [`FINANCE_TERMS`].
     pub fn new(taxonomies: &[&Taxonomy]) -> Segmenter {
-        let mut jieba = Jieba::new();
+        // Loading jieba's default dictionary and its IDF table are the two big costs (each
+        // decompresses and parses an embedded table); they are independent, so run them on two
+        // threads.
+        let (mut jieba, mut tfidf) = std::thread::scope(|s| {
+            let idf = s.spawn(TfIdf::default);
+            let jieba = Jieba::new();
+            let tfidf = idf.join().unwrap_or_else(|_| TfIdf::default());
+            (jieba, tfidf)
+        });
         let mut user_words = 0;
         let mut words = BTreeSet::new();
         for t in taxonomies {
@@ -114,13 +124,11 @@ impl Segmenter {
             .map(str::to_lowercase)
             .chain(jieba_rs::DEFAULT_STOP_WORDS.iter().cloned())
             .collect();
-        let config = KeywordExtractConfig::builder()
+        *tfidf.config_mut() = KeywordExtractConfig::builder()
             .set_stop_words(stop_words.iter().cloned().collect())
             .use_hmm(true)
             .min_keyword_length(2)
             .build();
-        let mut tfidf = TfIdf::default();
-        *tfidf.config_mut() = config;
         Segmenter {
             jieba,
             tfidf,
