@@ -195,6 +195,11 @@ impl Segmenter {
     /// masked), then ranked by jieba-rs TF-IDF (IDF from jieba's table; words it lacks — e.g.
     /// taxonomy names — get the median IDF). Stop words (loan boilerplate), single characters,
     /// numerals, measure words and function words are left out; ties keep text order.
+    ///
+    /// TextRank is not blended in: tried with jieba-rs' `TextRank::default()` on short purposes,
+    /// its ranks follow a word's position in the (chain-shaped) co-occurrence graph rather than
+    /// its content — `用于烤串店装修及购买冷柜` gave 装修 > 购买 > 烤串 > 冷柜 > 用于, and
+    /// `补充流动资金,采购热轧钢卷` ranked 采购 and 流动资金 first.
     pub fn keywords(&self, text: &str, k: usize) -> Vec<String> {
         if k == 0 {
             return Vec::new();
