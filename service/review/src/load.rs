@@ -143,6 +143,7 @@ pub fn run_load(dir: &Path, opts: &LoadOptions) -> Result<LoadReport, ReviewErro
     }
     let total = Arc::new(AtomicU64::new(opts.items as u64));
     let producing = Arc::new(AtomicBool::new(opts.extra_items > 0));
+    let finals = Arc::new(AtomicU64::new(0));
     let claimed: Arc<Mutex<HashMap<(String, Stage), u64>>> = Arc::default();
     let acked: Arc<Mutex<Vec<Ack>>> = Arc::default();
     let start = Instant::now();
@@ -180,7 +181,7 @@ pub fn run_load(dir: &Path, opts: &LoadOptions) -> Result<LoadReport, ReviewErro
             shared.clone()
         };
         let (claimed, acked) = (claimed.clone(), acked.clone());
-        let (total, producing) = (total.clone(), producing.clone());
+        let (total, producing, finals) = (total.clone(), producing.clone(), finals.clone());
         let queue = opts.queue.clone();
         let adjudication = config.adjudication_queue.clone();
         let think_ms = opts.think_ms;
@@ -203,8 +204,7 @@ pub fn run_load(dir: &Path, opts: &LoadOptions) -> Result<LoadReport, ReviewErro
                     let Some(item) = got else {
                         // Nothing claimable for me: done when every item is final and no more
                         // will come; otherwise others hold leases that may come back.
-                        let stats = store.stats(Utc::now())?;
-                        let fin: u64 = stats.queues.iter().map(|q| q.labeled).sum();
+                        let fin = finals.load(Ordering::SeqCst);
                         if !producing.load(Ordering::SeqCst) && fin >= total.load(Ordering::SeqCst)
                         {
                             break;
@@ -236,6 +236,9 @@ pub fn run_load(dir: &Path, opts: &LoadOptions) -> Result<LoadReport, ReviewErro
                         Utc::now(),
                     )?;
                     label_ms.push(t.elapsed().as_secs_f64() * 1e3);
+                    if out.final_label.is_some() {
+                        finals.fetch_add(1, Ordering::SeqCst);
+                    }
                     acked.lock().unwrap().push((
                         item.review_id,
                         out.label.stage,

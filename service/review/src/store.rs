@@ -119,8 +119,8 @@ struct Checkpointer {
 }
 
 impl Checkpointer {
-    fn start(path: &Path, sync: Synchronous, every: Duration) -> Result<Self, ReviewError> {
-        let conn = open_conn(path, sync)?;
+    fn start(path: &Path, every: Duration) -> Result<Self, ReviewError> {
+        let conn = open_conn(path)?;
         let (stop, rx) = std::sync::mpsc::channel::<()>();
         let handle = std::thread::Builder::new()
             .name("review-wal-checkpoint".into())
@@ -407,30 +407,28 @@ fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
     })
 }
 
-fn sync_str(sync: Synchronous) -> &'static str {
-    match sync {
-        Synchronous::Full => "FULL",
-        Synchronous::Normal => "NORMAL",
-    }
-}
-
-/// Begin an `IMMEDIATE` (write-locked) transaction whose commit syncs at level `sync`.
+/// Begin an `IMMEDIATE` (write-locked) transaction. Every connection runs at
+/// `synchronous=NORMAL`: a commit writes its WAL frames without fsync, so the write lock (and
+/// the store's mutex) is never held across a disk flush. Durability of labels and enqueues at
+/// [`Synchronous::Full`] comes from [`ReviewStore::make_durable`], an fsync of the WAL file
+/// *after* the lock is released and *before* the call returns: concurrent callers' flushes
+/// overlap (group commit by the OS) and claims never wait behind a disk flush.
 ///
-/// Labels and enqueues commit at the configured level (FULL by default: fsync of the WAL).
-/// Leases (claim, skip, release, lease expiry) are soft state and commit at NORMAL: they
-/// survive `kill -9` like everything in WAL mode, and only a power loss could drop the last
-/// few of them — which returns those items to the queue, the same as an expired lease. A
-/// later FULL commit fsyncs the WAL including any earlier NORMAL frames, so order is kept.
-fn begin(conn: &mut Connection, sync: Synchronous) -> Result<Transaction<'_>, ReviewError> {
-    conn.pragma_update(None, "synchronous", sync_str(sync))?;
+/// Why this is as safe as `synchronous=FULL` for the returning call: its frames were written
+/// to the WAL before the fsync, so the fsync persists them; if a checkpoint has since moved
+/// them into the database file, SQLite (at NORMAL) fsyncs the database file before it
+/// restarts the WAL. Leases (claim, skip, release, lease expiry) are soft state and are not
+/// flushed explicitly: they survive `kill -9` like everything in WAL mode; a power loss can
+/// drop the last few, which returns those items to the queue like an expired lease.
+fn begin(conn: &mut Connection) -> Result<Transaction<'_>, ReviewError> {
     Ok(conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
 }
 
-fn open_conn(path: &Path, sync: Synchronous) -> Result<Connection, ReviewError> {
+fn open_conn(path: &Path) -> Result<Connection, ReviewError> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(30))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", sync_str(sync))?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     Ok(conn)
 }
@@ -457,7 +455,7 @@ impl ReviewStore {
             None => Sampler::from_os(config.double_review_rate),
         }
         .map_err(|_| invalid("double_review_rate", "must be within 0..=1"))?;
-        let mut conn = open_conn(&path, config.synchronous)?;
+        let mut conn = open_conn(&path)?;
         {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             tx.execute_batch(SCHEMA)?;
@@ -485,7 +483,7 @@ impl ReviewStore {
         let checkpointer = match config.checkpoint_interval {
             Some(every) if !every.is_zero() => {
                 conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-                Some(Checkpointer::start(&path, config.synchronous, every)?)
+                Some(Checkpointer::start(&path, every)?)
             }
             _ => None,
         };
@@ -501,6 +499,23 @@ impl ReviewStore {
     /// Path of the database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// At [`Synchronous::Full`], fsync the WAL file so that everything committed so far is on
+    /// disk (see [`begin`]); at `Normal`, nothing (commits already survive `kill -9`).
+    fn make_durable(&self) -> Result<(), ReviewError> {
+        if self.config.synchronous == Synchronous::Normal {
+            return Ok(());
+        }
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        match std::fs::File::open(&wal) {
+            Ok(f) => f.sync_data()?,
+            // No WAL file: everything was checkpointed into the (fsynced) database file.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok(())
     }
 
     /// Is a background checkpoint thread running for this store?
@@ -577,7 +592,7 @@ impl ReviewStore {
         let review_id = format!("rv_{}", uuid::Uuid::new_v4().simple());
 
         let mut conn = self.lock();
-        let tx = begin(&mut conn, self.config.synchronous)?;
+        let tx = begin(&mut conn)?;
         tx.execute(
             "INSERT INTO items (review_id, queue, origin_queue, text, taxonomy, external_id, amount,
                 exposure, uncertainty, log2_base, prio_key, reason, suggestions, neighbors,
@@ -618,6 +633,8 @@ impl ReviewStore {
             None,
         )?;
         tx.commit()?;
+        drop(conn);
+        self.make_durable()?;
         Ok(review_id)
     }
 
@@ -670,7 +687,7 @@ impl ReviewStore {
         let allow_labeler =
             self.config.adjudicator_may_be_labeler && queue == self.config.adjudication_queue;
         let mut conn = self.lock();
-        let tx = begin(&mut conn, Synchronous::Normal)?;
+        let tx = begin(&mut conn)?;
         Self::expire_leases(&tx, now_ms)?;
         let picked: Option<(i64, String, String, String)> = tx
             .prepare_cached(
@@ -780,7 +797,7 @@ impl ReviewStore {
         let code = code.trim();
         let now_ms = ms(now);
         let mut conn = self.lock();
-        let tx = begin(&mut conn, self.config.synchronous)?;
+        let tx = begin(&mut conn)?;
         let row = load_row(&tx, review_id)?;
         if row.status == "done" {
             return Err(ReviewError::AlreadyLabeled(review_id.to_string()));
@@ -883,6 +900,8 @@ impl ReviewStore {
             None
         };
         tx.commit()?;
+        drop(conn);
+        self.make_durable()?;
         Ok(LabelOutcome {
             label: LabelRecord {
                 review_id: review_id.to_string(),
@@ -936,7 +955,7 @@ impl ReviewStore {
         check_reviewer(reviewer)?;
         let now_ms = ms(now);
         let mut conn = self.lock();
-        let tx = begin(&mut conn, Synchronous::Normal)?;
+        let tx = begin(&mut conn)?;
         let row = load_row(&tx, review_id)?;
         Self::check_lease(&row, reviewer, now_ms)?;
         tx.execute(

@@ -128,14 +128,16 @@ impl NewItem {
     }
 }
 
-/// SQLite `synchronous` level. Both survive `kill -9` of the process in WAL mode; only `Full`
-/// also survives power loss / OS crash for the last commits.
+/// Durability of labels and enqueues. Both survive `kill -9` of the process (WAL mode); only
+/// `Full` also survives power loss / OS crash for the last calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Synchronous {
-    /// fsync the WAL at every commit (default).
+    /// A label/enqueue call returns only after the WAL file holding it has been fsynced
+    /// (default). The fsync runs outside the store's lock, so concurrent calls share flushes
+    /// and claims never wait for one.
     Full,
-    /// fsync only at checkpoints.
+    /// SQLite `synchronous=NORMAL`: fsync only at checkpoints.
     Normal,
 }
 
