@@ -68,6 +68,10 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: BenchCmd,
     },
+    /// Load a loan file (CSV, XLSX, JSONL) into a portfolio; prints the JSON summary.
+    Ingest(crate::cmd_portfolio::IngestArgs),
+    /// Reclassify a loan file in batch (resumable, shardable); prints the JSON summary.
+    Batch(crate::cmd_batch::BatchArgs),
 }
 
 #[derive(Subcommand)]
@@ -96,6 +100,8 @@ pub enum BenchCmd {
         #[arg(long)]
         compare_c_engine: Option<PathBuf>,
     },
+    /// Portfolio ingest throughput and aggregate latency on a synthetic book (default 1M loans).
+    Aggregate(crate::cmd_portfolio::BenchAggregateArgs),
 }
 
 /// Parse arguments and run.
@@ -142,6 +148,11 @@ pub fn main() -> anyhow::Result<()> {
             let cfg = common.load(FlagOverrides::default())?;
             bench_embed(&cfg, &texts, single, compare_c_engine.as_deref())
         }
+        Cmd::Bench {
+            cmd: BenchCmd::Aggregate(a),
+        } => crate::cmd_portfolio::bench_aggregate(a),
+        Cmd::Ingest(a) => crate::cmd_portfolio::run(a),
+        Cmd::Batch(a) => crate::cmd_batch::run(a),
     }
 }
 
@@ -168,22 +179,46 @@ pub fn metrics_handle() -> Option<metrics_exporter_prometheus::PrometheusHandle>
     .clone()
 }
 
-/// Load the model in the background so `/healthz` answers at once and `/readyz` tells progress.
+/// Load model, classifiers and exemplar store in the background so `/healthz` answers at once
+/// and `/readyz` tells when everything is there.
 pub fn spawn_loading(state: AppState) {
     let cfg = state.config().clone();
-    std::thread::spawn(move || {
+    tokio::spawn(async move {
         let t = std::time::Instant::now();
-        match E5Model::ensure_and_load(&cfg.model_dir(), Precision::Q4) {
-            Ok(m) => {
-                state.set_model(Arc::new(m));
-                tracing::info!(secs = t.elapsed().as_secs_f64(), "model loaded; ready");
+        match load_engine(&cfg).await {
+            Ok(engine) => {
+                state.install(engine);
+                tracing::info!(secs = t.elapsed().as_secs_f64(), "model, classifiers and exemplar store loaded; ready");
             }
             Err(e) => {
-                tracing::error!(error = %e, "model failed to load");
-                let _ = state.inner.load_error.set(e.to_string());
+                tracing::error!(error = %format!("{e:#}"), "loading failed");
+                let _ = state.inner.load_error.set(format!("{e:#}"));
             }
         }
     });
+}
+
+/// Everything `serve` needs besides the HTTP layer.
+pub async fn load_engine(cfg: &Config) -> anyhow::Result<crate::state::Engine> {
+    let c = cfg.clone();
+    let (model, segmenter, models) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let model = Arc::new(E5Model::ensure_and_load(&c.model_dir(), Precision::Q4)?);
+        let version = touxiang_model::Embedder::version(model.as_ref());
+        let segmenter = Arc::new(touxiang_text::Segmenter::default());
+        // Keywords come from the segmenter in the classify route.
+        let models = crate::engine::load_models(&c, &version)?;
+        Ok((model, segmenter, models))
+    })
+    .await??;
+    let version = touxiang_model::Embedder::version(model.as_ref());
+    let store = crate::engine::open_embedded_store(cfg, model.encoder().hidden())?;
+    for m in models.values() {
+        crate::engine::seed_store(store.as_ref(), m, &version).await?;
+    }
+    if models.is_empty() {
+        tracing::warn!("no trained classifier found: /v1/classify answers 422 until `touxiang train` has run");
+    }
+    Ok(crate::state::Engine::new(cfg, model, segmenter, models, Some(store)))
 }
 
 async fn serve(cfg: Config) -> anyhow::Result<()> {

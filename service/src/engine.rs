@@ -1,14 +1,181 @@
 //! The classification engine: encoder + text pipeline + trained classifiers + exemplar store.
-//! (Being filled in by the lead; the signatures below are stable.)
 
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use touxiang_datasets::Labeler;
+use anyhow::Context;
+use chrono::Utc;
+use touxiang_datasets::{Labeler, Taxonomy, TaxonomyRegistry};
+use touxiang_model::{E5Model, Embedder, Kind, Precision};
+use touxiang_training::{Artifacts, Classifier, EmbedFn, EmbeddingLabeler, TrainError};
+use touxiang_vectors::{EmbeddedConfig, EmbeddedStore};
+use touxiang_vectors::{point_id, Filter, Payload, Point, VectorStore};
 
 use crate::config::Config;
 
-/// A labeler (encoder + classifier of `taxonomy`) for command-line use (ingest, batch).
+/// The text the encoder sees: normalised (NFKC, 繁→简, whitespace) and masked (amounts, dates,
+/// ids). One function, used for training, classify, batch and ingest alike.
+pub fn encoder_text(raw: &str) -> String {
+    touxiang_text::prepare(raw).masked
+}
+
+/// The e5 encoder as the training crate's [`EmbedFn`], with [`encoder_text`] applied.
+pub struct E5Embed(pub Arc<E5Model>);
+
+impl EmbedFn for E5Embed {
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, TrainError> {
+        let prepared: Vec<String> = texts.iter().map(|t| encoder_text(t)).collect();
+        let refs: Vec<&str> = prepared.iter().map(String::as_str).collect();
+        self.0.embed(&refs, Kind::Query).map_err(|e| TrainError::Embed(e.to_string()))
+    }
+    fn dim(&self) -> usize {
+        Embedder::dim(self.0.as_ref())
+    }
+    fn version(&self) -> String {
+        Embedder::version(self.0.as_ref())
+    }
+}
+
+/// A trained classifier for one taxonomy.
+pub struct TaxonomyModel {
+    pub taxonomy: Arc<Taxonomy>,
+    pub classifier: Arc<Classifier>,
+    pub artifact_dir: PathBuf,
+    /// Training exemplars kept in memory (used by CLI labelers; the service uses the store).
+    pub exemplars: Option<Arc<touxiang_training::ExemplarIndex>>,
+}
+
+/// Directories searched for trained artifacts, in order: the configured one,
+/// `DATA_DIR/artifacts` (what `touxiang train` writes), the artifacts shipped in the repository
+/// (`training/artifacts`, or `/opt/touxiang/artifacts` in the container image).
+pub fn artifact_roots(cfg: &Config) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    if let Some(d) = &cfg.classify.artifacts_dir {
+        v.push(d.clone());
+    }
+    v.push(cfg.data_dir.join("artifacts"));
+    v.push(PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../training/artifacts")));
+    v.push(PathBuf::from("/opt/touxiang/artifacts"));
+    v
+}
+
+/// Taxonomies the service knows: the built-ins plus every `DATA_DIR/taxonomies/<id>.csv`.
+pub fn taxonomy_registry(cfg: &Config) -> anyhow::Result<TaxonomyRegistry> {
+    let mut reg = TaxonomyRegistry::with_builtin();
+    let dir = cfg.data_dir.join("taxonomies");
+    if dir.is_dir() {
+        reg.load_dir(&dir).with_context(|| format!("loading custom taxonomies from {}", dir.display()))?;
+    }
+    Ok(reg)
+}
+
+/// Load the newest artifacts of every known taxonomy that has some.
+pub fn load_models(cfg: &Config, encoder_version: &str) -> anyhow::Result<HashMap<String, TaxonomyModel>> {
+    let reg = taxonomy_registry(cfg)?;
+    let mut out = HashMap::new();
+    for id in reg.ids() {
+        let Some(tax) = reg.get(&id) else { continue };
+        let Some(dir) = artifact_roots(cfg).iter().find_map(|r| touxiang_training::latest_artifact_dir(r, &id)) else {
+            continue;
+        };
+        let a = Artifacts::load(&dir).with_context(|| format!("loading artifacts {}", dir.display()))?;
+        a.check_taxonomy(&tax).with_context(|| format!("artifacts {} vs taxonomy {id}", dir.display()))?;
+        if a.classifier.encoder_version() != encoder_version {
+            tracing::warn!(taxonomy = %id, trained = a.classifier.encoder_version(), serving = encoder_version,
+                "artifacts were trained with another encoder version");
+        }
+        tracing::info!(taxonomy = %id, dir = %dir.display(), version = a.classifier.model_version(), "classifier loaded");
+        out.insert(
+            id.clone(),
+            TaxonomyModel {
+                taxonomy: tax,
+                classifier: Arc::new(a.classifier),
+                artifact_dir: dir,
+                exemplars: a.exemplars.map(Arc::new),
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// Neighbour `source` as the API reports it: `reviewed` for human labels, `seed` otherwise.
+pub fn api_source(source: &str) -> &'static str {
+    if source == "reviewed" {
+        "reviewed"
+    } else {
+        "seed"
+    }
+}
+
+/// Make sure the store holds the training exemplars of `m` (first start, or after retraining).
+pub async fn seed_store(store: &dyn VectorStore, m: &TaxonomyModel, model_version: &str) -> anyhow::Result<usize> {
+    let Some(ix) = &m.exemplars else { return Ok(0) };
+    let tax = m.taxonomy.id().to_string();
+    let filter = Filter {
+        taxonomy: Some(tax.clone()),
+        model_version: Some(model_version.to_string()),
+        sources: Some(ix.sources.iter().filter(|s| s.as_str() != "reviewed").cloned().collect::<std::collections::BTreeSet<_>>().into_iter().collect()),
+        code_prefix: None,
+    };
+    let have = store.count(&filter).await?;
+    if have as usize >= ix.len() {
+        return Ok(0);
+    }
+    let rows = ix.matrix().to_vec2::<f32>()?;
+    let now = Utc::now();
+    let mut n = 0;
+    for chunk in (0..ix.len()).collect::<Vec<_>>().chunks(2048) {
+        let points = chunk
+            .iter()
+            .map(|&i| Point {
+                id: point_id(&tax, &ix.sources[i], &ix.texts[i]),
+                vector: rows[i].clone(),
+                payload: Payload {
+                    text: ix.texts[i].clone(),
+                    code: ix.codes[i].clone(),
+                    taxonomy: tax.clone(),
+                    source: ix.sources[i].clone(),
+                    reviewer: None,
+                    created_at: now,
+                    model_version: model_version.to_string(),
+                },
+            })
+            .collect::<Vec<_>>();
+        n += points.len();
+        store.upsert(points).await?;
+    }
+    tracing::info!(taxonomy = %tax, exemplars = n, "exemplar store seeded");
+    Ok(n)
+}
+
+/// Open the embedded exemplar store under the data dir.
+pub fn open_embedded_store(cfg: &Config, dim: usize) -> anyhow::Result<Arc<dyn VectorStore>> {
+    let store = EmbeddedStore::open(EmbeddedConfig::new(cfg.data_dir.join("vectors"), dim))
+        .with_context(|| format!("opening the exemplar store under {}", cfg.data_dir.display()))?;
+    Ok(Arc::new(store))
+}
+
+/// A labeler (encoder + classifier of `taxonomy`, kNN over its training exemplars) for
+/// command-line use (ingest, batch).
 pub fn load_labeler(cfg: &Config, taxonomy: &str) -> anyhow::Result<Arc<dyn Labeler>> {
-    let _ = cfg;
-    anyhow::bail!("no trained classifier for taxonomy '{taxonomy}' yet (engine not wired)")
+    let model = Arc::new(E5Model::ensure_and_load(&cfg.model_dir(), Precision::Q4)?);
+    let version = Embedder::version(model.as_ref());
+    let mut models = load_models(cfg, &version)?;
+    let m = models.remove(taxonomy).ok_or_else(|| {
+        anyhow::anyhow!(
+            "no trained classifier for taxonomy '{taxonomy}' (searched {}); run `touxiang train`",
+            artifact_roots(cfg).iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        )
+    })?;
+    Ok(Arc::new(EmbeddingLabeler {
+        classifier: m.classifier,
+        embedder: Arc::new(E5Embed(model)),
+        index: m.exemplars,
+    }))
+}
+
+/// Resolve a taxonomy-relative path for error messages.
+pub fn display(p: &Path) -> String {
+    p.display().to_string()
 }

@@ -8,10 +8,10 @@ use crate::routes;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "touxiang API", version = "1", description = "Where the loan money goes: GB/T 4754-2017 classification of loan purposes, review queues, portfolio aggregation. Errors are always {\"error\": {\"code\", \"message\", \"field\"}}."),
-    paths(routes::health::healthz, routes::health::readyz, routes::health::metrics, routes::embed::embed),
-    components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail, routes::embed::EmbedRequest, routes::embed::EmbedResponse)),
+    paths(routes::health::healthz, routes::health::readyz, routes::health::metrics, routes::embed::embed, routes::portfolio::list_portfolios, routes::portfolio::upload_loans, routes::portfolio::aggregate, routes::portfolio::concentration, routes::portfolio::scores, routes::portfolio::alerts, routes::jobs::create_job, routes::jobs::list_jobs, routes::jobs::get_job, routes::jobs::cancel_job, routes::jobs::job_output),
+    components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail, routes::embed::EmbedRequest, routes::embed::EmbedResponse, routes::portfolio::AggregateResponse, routes::portfolio::ConcentrationResponse, routes::portfolio::ScoresResponse, routes::portfolio::AlertsResponse, routes::portfolio::PortfolioSummary, routes::portfolio::PortfolioList, routes::portfolio::RowErrorDoc, routes::portfolio::IngestSummary, routes::jobs::JobRequest, routes::jobs::JobDoc, routes::jobs::JobList)),
     modifiers(&Security),
-    tags((name = "ops"), (name = "embeddings"))
+    tags((name = "ops"), (name = "embeddings"), (name = "portfolio"), (name = "jobs"))
 )]
 pub struct ApiDoc;
 

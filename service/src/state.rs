@@ -1,12 +1,17 @@
 //! Shared application state.
 
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use touxiang_datasets::Labeler;
-use touxiang_model::E5Model;
+use touxiang_model::{E5Model, Embedder};
+use touxiang_text::Segmenter;
+use touxiang_training::EmbeddingLabeler;
+use touxiang_vectors::VectorStore;
 
 use crate::config::Config;
+use crate::engine::{E5Embed, TaxonomyModel};
 use crate::error::ApiError;
 use crate::queue::EmbedQueue;
 
@@ -14,6 +19,43 @@ use crate::queue::EmbedQueue;
 pub struct Engine {
     pub model: Arc<E5Model>,
     pub queue: EmbedQueue,
+    pub segmenter: Arc<Segmenter>,
+    /// Trained classifiers by taxonomy id.
+    pub models: HashMap<String, TaxonomyModel>,
+    /// Exemplar store (k-NN evidence and votes); `None` = classify without neighbours.
+    pub store: Option<Arc<dyn VectorStore>>,
+}
+
+impl Engine {
+    /// Assemble an engine (starts the batching queue).
+    pub fn new(
+        cfg: &Config,
+        model: Arc<E5Model>,
+        segmenter: Arc<Segmenter>,
+        models: HashMap<String, TaxonomyModel>,
+        store: Option<Arc<dyn VectorStore>>,
+    ) -> Self {
+        let l = &cfg.limits;
+        let queue = EmbedQueue::start(model.clone(), l.max_batch_tokens, l.max_queue_tokens);
+        Self { model, queue, segmenter, models, store }
+    }
+
+    pub fn model_version(&self) -> String {
+        Embedder::version(self.model.as_ref())
+    }
+
+    /// The classifier of `taxonomy`, or 422 naming the field.
+    pub fn taxonomy_model(&self, taxonomy: &str) -> Result<&TaxonomyModel, ApiError> {
+        self.models.get(taxonomy).ok_or_else(|| {
+            let mut known: Vec<&str> = self.models.keys().map(String::as_str).collect();
+            known.sort();
+            ApiError::Validation {
+                code: "unknown_taxonomy",
+                message: format!("unknown taxonomy '{taxonomy}' (trained: {})", known.join(", ")),
+                field: Some("taxonomy".into()),
+            }
+        })
+    }
 }
 
 /// Shared state of the HTTP app.
@@ -32,10 +74,7 @@ pub struct Inner {
 }
 
 impl AppState {
-    pub fn new(
-        config: Config,
-        metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
-    ) -> Self {
+    pub fn new(config: Config, metrics: Option<metrics_exporter_prometheus::PrometheusHandle>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 config,
@@ -53,30 +92,32 @@ impl AppState {
 
     /// The loaded engine, or 503 while loading.
     pub fn engine(&self) -> Result<&Engine, ApiError> {
-        self.inner
-            .engine
-            .get()
-            .ok_or_else(|| match self.inner.load_error.get() {
-                Some(e) => ApiError::NotReady(format!("model failed to load: {e}")),
-                None => ApiError::NotReady("model, taxonomy and indexes are still loading".into()),
-            })
+        self.inner.engine.get().ok_or_else(|| match self.inner.load_error.get() {
+            Some(e) => ApiError::NotReady(format!("model failed to load: {e}")),
+            None => ApiError::NotReady("model, taxonomy and indexes are still loading".into()),
+        })
     }
 
-    /// Install a loaded model (starts the batching queue).
+    /// Install a loaded engine (once).
+    pub fn install(&self, engine: Engine) {
+        let _ = self.inner.engine.set(engine);
+    }
+
+    /// Install just a model (no classifiers, no store): enough for `/v1/embed`.
     pub fn set_model(&self, model: Arc<E5Model>) {
-        let l = &self.inner.config.limits;
-        let queue = EmbedQueue::start(model.clone(), l.max_batch_tokens, l.max_queue_tokens);
-        let _ = self.inner.engine.set(Engine { model, queue });
+        let seg = Arc::new(Segmenter::default());
+        self.install(Engine::new(self.config(), model, seg, HashMap::new(), None));
     }
 
     /// Labeler (encoder + classifier) for `taxonomy`: 422 for an unknown taxonomy, 503 while
     /// loading. Used by portfolio ingest and batch jobs.
     pub fn labeler(&self, taxonomy: &str) -> Result<Arc<dyn Labeler>, ApiError> {
-        self.engine()?;
-        Err(ApiError::Validation {
-            code: "unknown_taxonomy",
-            message: format!("no trained classifier for taxonomy '{taxonomy}'"),
-            field: Some("taxonomy".into()),
-        })
+        let e = self.engine()?;
+        let m = e.taxonomy_model(taxonomy)?;
+        Ok(Arc::new(EmbeddingLabeler {
+            classifier: m.classifier.clone(),
+            embedder: Arc::new(E5Embed(e.model.clone())),
+            index: m.exemplars.clone(),
+        }))
     }
 }

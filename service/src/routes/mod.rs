@@ -1,7 +1,10 @@
 //! The HTTP app: `fn app(state) -> Router`.
 
+pub mod classify;
 pub mod embed;
 pub mod health;
+pub mod jobs;
+pub mod portfolio;
 
 use std::time::{Duration, Instant};
 
@@ -24,12 +27,15 @@ pub fn app(state: AppState) -> Router {
     let limits = state.config().limits.clone();
     let api = Router::new()
         .route("/v1/embed", post(embed::embed))
+        .route("/v1/classify", post(classify::classify))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes));
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .merge(api)
+        .merge(portfolio::router(&limits))
+        .merge(jobs::router(&limits))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
         .fallback(not_found)
         .layer(middleware::from_fn(track_metrics))
