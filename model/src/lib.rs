@@ -6,6 +6,7 @@
 //! * [`encoder`] is the transformer; [`E5Model`] adds the tokenizer, the `query: `/`passage: `
 //!   prefixes, truncation at 512 tokens, mean pooling and L2 normalisation.
 
+pub mod bench;
 pub mod e5s1;
 pub mod encoder;
 pub mod fetch;
