@@ -1,9 +1,16 @@
 //! Review queues for touxiang: durable items with leases, priorities with ageing, double review
 //! with adjudication, an append-only audit log, agreement reports and label export.
 //!
-//! Everything lives in one SQLite file (`DIR/review.sqlite`, WAL, `synchronous=FULL` by
-//! default): a call that changes state commits before it returns, so a label acknowledged to a
-//! client survives `kill -9` (and, with `FULL`, power loss).
+//! Everything lives in one SQLite file (`DIR/review.sqlite`, WAL): a call that changes state
+//! commits before it returns, so a label acknowledged to a client survives `kill -9`; with
+//! [`Synchronous::Full`] (default) `label`/`enqueue` also fsync the WAL before returning, so it
+//! survives power loss too. The fsync runs outside the store's lock (concurrent labels share
+//! flushes; claims never wait for the disk); WAL checkpoints run on a background thread.
+//!
+//! Use **one `ReviewStore` per process** (share it in an `Arc`): its mutex queues callers fairly
+//! cheaply, whereas several connections contend through SQLite's sleeping busy handler. Other
+//! processes (CLI export) may open the same file at the same time. All calls block (a label
+//! waits for an fsync, ~5 ms): call them from `tokio::task::spawn_blocking` in async code.
 //!
 //! ## Life of an item
 //! 1. [`ReviewStore::enqueue`] — the classifier routes an item here ([`review_reason`] decides:
