@@ -5,7 +5,7 @@
 //! cargo run --release -p touxiang-vectors --example vector_bench -- \
 //!     [--embeddings /tmp/touxiang-real-embeddings.f32] [--sizes 10000,100000,1000000] \
 //!     [--queries 200] [--k 10] [--ef 64,128,256] [--m 16] [--efc 128] [--noise 0.2] \
-//!     [--dir /tmp/touxiang-vector-bench]
+//!     [--hnsw-max N] [--dir /tmp/touxiang-vector-bench]
 //! ```
 //! With `--embeddings`, rows are real e5 vectors (raw little-endian f32, 384 per row): the last
 //! `--queries` rows are held out as queries, the rest are tiled with gaussian perturbation
@@ -31,6 +31,7 @@ struct Args {
     noise: f32,
     dir: PathBuf,
     dim: usize,
+    hnsw_max: usize,
 }
 
 fn parse() -> Result<Args, String> {
@@ -45,6 +46,7 @@ fn parse() -> Result<Args, String> {
         noise: 0.2,
         dir: std::env::temp_dir().join("touxiang-vector-bench"),
         dim: 384,
+        hnsw_max: usize::MAX,
     };
     let mut it = std::env::args().skip(1);
     let list = |s: String| -> Result<Vec<usize>, String> {
@@ -64,6 +66,7 @@ fn parse() -> Result<Args, String> {
             "--efc" => a.efc = val()?.parse().map_err(|e| format!("--efc: {e}"))?,
             "--noise" => a.noise = val()?.parse().map_err(|e| format!("--noise: {e}"))?,
             "--dir" => a.dir = PathBuf::from(val()?),
+            "--hnsw-max" => a.hnsw_max = val()?.parse().map_err(|e| format!("--hnsw-max: {e}"))?,
             "--dim" => a.dim = val()?.parse().map_err(|e| format!("--dim: {e}"))?,
             other => return Err(format!("unknown flag {other}")),
         }
@@ -215,6 +218,13 @@ fn main() {
             "-".into()
         };
         drop(store);
+        if n > args.hnsw_max {
+            println!(
+                "| {n} | {load_s:.1} | {reopen_s:.2} | {rss_exact:.0} | {e50:.2} | {e99:.2} | {f50:.2} | {f16} | skipped (--hnsw-max) | | | | | |"
+            );
+            let _ = std::fs::remove_dir_all(&dir);
+            continue;
+        }
         // HNSW: reopen with the index enabled; build time = until the graph covers everything.
         let mut acfg = cfg.clone();
         acfg.ann_threshold = 1;
