@@ -5,7 +5,8 @@
 //! province spelling, weighted toward the large provinces; customer types 大型/中型/小型/微型企业,
 //! 个体工商户, 个人; products matching the customer type; monthly snapshots (month-end `as_of_date`)
 //! in which balances amortise and overdue days evolve (a loan stays overdue with probability 0.6,
-//! its days growing by 30; a current loan falls overdue with its risk `p`). Optionally a **shock**
+//! its days growing by 30; a current loan falls overdue with its risk `p`; six burn-in months
+//! precede the first snapshot so the book starts near its steady state). Optionally a **shock**
 //! quadruples the risk of 建筑业 (section E) loans in 广东 (44) in the last month, so early warnings have
 //! something known to find.
 
@@ -294,6 +295,23 @@ pub fn generate(spec: &SynthSpec, mut f: impl FnMut(&SynthLoan)) {
         true_class: String::new(),
         branch: String::new(),
     };
+    // Burn-in: run the overdue dynamics for 6 months before the first snapshot so the book
+    // starts near its steady state (otherwise every segment "deteriorates" in month 2).
+    for _ in 0..6 {
+        for l in loans.iter_mut() {
+            l.days = if l.days > 0 {
+                if rng.random::<f64>() < 0.6 {
+                    l.days + 30
+                } else {
+                    0
+                }
+            } else if rng.random::<f64>() < l.risk {
+                rng.random_range(1..30)
+            } else {
+                0
+            };
+        }
+    }
     for m in 0..spec.months {
         let total = (m0 as usize - 1) + m;
         let (y, mm) = (y0 + (total / 12) as i32, (total % 12) as u32 + 1);

@@ -288,6 +288,29 @@ fn generated_book_aggregates_match_fold() {
     let range = wb.worksheet_range("aggregate").unwrap();
     assert_eq!(range.height(), r.rows.len() + 2);
 
+    // Early warning: the generator's shock (E 建筑业 × 44 广东 risk ×4 in the last month) is
+    // the strongest alert.
+    let aq = touxiang_portfolio::AlertQuery {
+        alpha: 0.001,
+        min_loans: 100,
+        ..touxiang_portfolio::AlertQuery::new(
+            "cn",
+            &[Dimension::IndustrySection, Dimension::RegionProvince],
+        )
+    };
+    let alerts = store.alerts(&aq).unwrap();
+    assert!(!alerts.is_empty());
+    assert!(
+        alerts[0].reason.starts_with("E 建筑业/44 广东省: 逾期率"),
+        "{}",
+        alerts[0].reason
+    );
+    assert!(
+        alerts.len() <= 3,
+        "few false alarms at alpha 0.001: {alerts:#?}"
+    );
+    println!("{}", alerts[0].reason);
+
     // JSON shape of the API.
     let v = serde_json::to_value(&r).unwrap();
     assert!(v["rows"][0]["industry.division"].is_string());
