@@ -104,6 +104,7 @@ pub struct HeadLog {
     pub outputs: usize,
     pub train_examples: usize,
     pub epochs_run: usize,
+    /// 0 = the prototype initialisation was never improved on.
     pub best_epoch: usize,
     pub best_calib_loss: f64,
     pub train_loss_last: f64,
@@ -169,7 +170,7 @@ fn eval_loss(w: &Tensor, b: &Tensor, set: &TargetSet, k: usize, dev: &Device) ->
     Ok(num / den.max(1e-12))
 }
 
-/// Train a `k`-way softmax head. Deterministic for a given `seed` (zero init, seeded shuffles).
+/// Train a `k`-way softmax head. Deterministic for a given `seed` (prototype init, seeded shuffles).
 /// When `calib` is empty, trains for `max_epochs` without early stopping.
 pub fn train_linear(
     k: usize,
@@ -190,7 +191,32 @@ pub fn train_linear(
     }
     let dev = Device::Cpu;
     let d = train.dim;
-    let w = Var::zeros((k, d), DType::F32, &dev)?;
+    // Prototype initialisation: row k = scale · (normalised weighted mean of the examples that
+    // allow output k); the scale is picked by calibration loss. Softmax regression is convex, so
+    // this only shortens training (a few epochs instead of tens) and stays deterministic.
+    let mut cent = vec![0f32; k * d];
+    for i in 0..train.len() {
+        let row = &train.x[i * d..(i + 1) * d];
+        let w_i = train.weights[i] / train.allowed[i].len().max(1) as f32;
+        for &a in &train.allowed[i] {
+            let c = &mut cent[a as usize * d..(a as usize + 1) * d];
+            c.iter_mut().zip(row).for_each(|(c, x)| *c += w_i * x);
+        }
+    }
+    for c in cent.chunks_mut(d) {
+        crate::embed::l2_normalize(c);
+    }
+    let cent = Tensor::from_vec(cent, (k, d), &dev)?;
+    let zero_b = Tensor::zeros(k, DType::F32, &dev)?;
+    let probe = if calib.is_empty() { train } else { calib };
+    let mut init = (f64::INFINITY, 1.0f64);
+    for s in [5.0, 10.0, 20.0, 40.0] {
+        let l = eval_loss(&(&cent * s)?, &zero_b, probe, k, &dev)?;
+        if l < init.0 {
+            init = (l, s);
+        }
+    }
+    let w = Var::from_tensor(&(&cent * init.1)?)?;
     let b = Var::zeros(k, DType::F32, &dev)?;
     let mut opt = AdamW::new(
         vec![w.clone(), b.clone()],
@@ -242,8 +268,8 @@ pub fn train_linear(
             "head epoch"
         );
         if cl < best.0 - 1e-5 {
-            best = (cl, epoch, w.as_tensor().copy()?, b.as_tensor().copy()?);
-        } else if epoch - best.1 >= cfg.patience {
+            best = (cl, epoch + 1, w.as_tensor().copy()?, b.as_tensor().copy()?);
+        } else if epoch + 1 - best.1 > cfg.patience {
             break;
         }
     }
@@ -251,7 +277,7 @@ pub fn train_linear(
         outputs: k,
         train_examples: train.len(),
         epochs_run,
-        best_epoch: best.1 + 1,
+        best_epoch: best.1,
         best_calib_loss: best.0,
         train_loss_last: last_train,
     };
