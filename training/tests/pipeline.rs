@@ -71,6 +71,16 @@ fn check_consistent(tree: &Tree, c: &Classification) {
 fn path_is_consistent_for_every_result_and_thresholds_hold_on_test() {
     let dir = tempfile::tempdir().unwrap();
     let report = common::train_synthetic(dir.path(), 7);
+    println!("corpus:\n{}", report.corpus);
+    println!("calib: {}", serde_json::to_string(&report.calib).unwrap());
+    println!("test: {}", serde_json::to_string(&report.test).unwrap());
+    println!(
+        "test (heads only): {}",
+        serde_json::to_string(&report.test_heads_only).unwrap()
+    );
+    for c in &report.mix_choices_knn {
+        println!("mix {c:?}");
+    }
     let arts = Artifacts::load(&report.artifact_dir).unwrap();
     let tree = arts.classifier.tree().clone();
     // a few hundred texts: in-distribution, mixed and random
