@@ -819,7 +819,10 @@ impl Snapshot {
                     .as_str_or_null()
                     .map_err(rusqlite::Error::from)?
                 {
-                    Some(s) => LoanStatus::parse(s).map(|x| x.id()).unwrap_or(NO_STATUS),
+                    Some(s) => LoanStatus::from_stored(s)
+                        .or_else(|| LoanStatus::parse(s))
+                        .map(|x| x.id())
+                        .unwrap_or(NO_STATUS),
                     None => NO_STATUS,
                 },
             );

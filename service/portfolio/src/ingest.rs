@@ -144,6 +144,11 @@ impl LoanStatus {
     pub(crate) fn id(self) -> u8 {
         self as u8
     }
+
+    /// Parse the stored (canonical) name without allocating.
+    pub(crate) fn from_stored(s: &str) -> Option<Self> {
+        LoanStatus::ALL.into_iter().find(|x| x.as_str() == s)
+    }
 }
 
 /// Input file format.
@@ -288,6 +293,9 @@ pub struct IngestReport {
 trait RowSource {
     /// Header names, in order.
     fn headers(&self) -> &[String];
+    /// Schema-less sources (JSONL) add columns that may appear in later rows only; others
+    /// ignore this.
+    fn add_columns(&mut self, _names: &[&str]) {}
     /// Next row into `buf` (one string per header; `extra` gets keys beyond the header, JSONL
     /// only). Returns the user-visible row number, or `None` at the end. `Err(Left)` is a row-level
     /// problem (row, reason), `Err(Right)` a file-level one.
@@ -514,6 +522,13 @@ impl<R: BufRead> JsonlSource<R> {
 impl<R: BufRead> RowSource for JsonlSource<R> {
     fn headers(&self) -> &[String] {
         &self.headers
+    }
+    fn add_columns(&mut self, names: &[&str]) {
+        for n in names {
+            if !self.headers.iter().any(|h| h == n) {
+                self.headers.push(n.to_string());
+            }
+        }
     }
     fn next_row(
         &mut self,
@@ -967,15 +982,13 @@ impl Writer<'_> {
                         Some(GBT4754_VERSION.to_string()),
                     )
                 } else if let Some(l) = self.label_cache.get(&r.purpose_text) {
-                    let mut p: IndustryPath = Default::default();
-                    for (d, slot) in p.iter_mut().enumerate() {
-                        *slot = l.code_at(d).map(str::to_string);
-                    }
-                    // Validate the labeler's deepest code against the taxonomy path.
-                    let p = match l.code.as_deref().and_then(industry_path) {
-                        Some(tp) => tp,
-                        None => p,
-                    };
+                    // The labeler's deepest code is authoritative; its path comes from the
+                    // taxonomy. A code outside GB/T 4754-2017 counts as no label.
+                    let p: IndustryPath = l
+                        .code
+                        .as_deref()
+                        .and_then(industry_path)
+                        .unwrap_or_default();
                     let has = p[0].is_some();
                     (
                         p,
@@ -1148,6 +1161,17 @@ impl PortfolioStore {
         if portfolio.trim().is_empty() {
             return Err(crate::error::invalid("portfolio", "empty portfolio name"));
         }
+        // Required columns are checked against the header (JSONL: the first object's keys).
+        resolve_columns(src.headers(), &opts.map)?;
+        // JSONL: canonical keys (or mapped source keys) first seen on a later line are still
+        // canonical fields, not attributes.
+        let mut known: Vec<&str> = CANONICAL_COLUMNS
+            .iter()
+            .copied()
+            .filter(|c| !opts.map.0.iter().any(|(k, _)| k == c))
+            .collect();
+        known.extend(opts.map.0.iter().map(|(_, s)| s.as_str()));
+        src.add_columns(&known);
         let headers = src.headers().to_vec();
         let cols = resolve_columns(&headers, &opts.map)?;
 

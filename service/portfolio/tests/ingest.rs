@@ -367,7 +367,7 @@ fn jsonl_and_xlsx_with_map_and_status() {
     // JSONL with renamed columns, a status instead of days, numbers as JSON numbers, a bad line.
     let jsonl = [
         r#"{"id":"J1","text":"采购钢材","bal":1000,"state":"overdue","area":"110101","asof":"2025-03-31","extra":{"k":1}}"#,
-        r#"{"id":"J2","text":"烤串店","bal":500.5,"state":"current","area":"4403","asof":"2025-03-31"}"#,
+        r#"{"id":"J2","text":"烤串店","bal":500.5,"state":"current","area":"4403","asof":"2025-03-31","customer_type":"个人"}"#,
         "",
         r#"{"id":"J3","text":"x","bal":1,"state":"weird","area":"4403","asof":"2025-03-31"}"#,
         r#"not json"#,
@@ -399,6 +399,12 @@ fn jsonl_and_xlsx_with_map_and_status() {
     let t = store.aggregate(&q).unwrap().totals.metrics;
     assert_eq!((t.loans, t.overdue_loans), (2, 1));
     assert!((t.balance - 1500.5).abs() < 1e-9);
+    // A canonical key first seen on line 2 is a field, not an attribute.
+    let r = store
+        .aggregate(&AggQuery::new("j", &[Dimension::CustomerType]))
+        .unwrap();
+    let ct: Vec<Option<String>> = r.rows.iter().map(|x| x.keys[0].code.clone()).collect();
+    assert_eq!(ct, vec![Some("个人".to_string()), None]);
 
     // XLSX written with rust_xlsxwriter: a real date cell, numbers, a header row.
     use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
