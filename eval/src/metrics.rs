@@ -418,7 +418,7 @@ fn confusions(tax: &Taxonomy, records: &[EvalRecord], depth: usize, top: usize) 
         })
         .collect();
     // stable sort: ties stay in (gold, pred) order
-    pairs.sort_by(|a, b| b.count.cmp(&a.count));
+    pairs.sort_by_key(|p| std::cmp::Reverse(p.count));
     pairs.truncate(top);
     Confusions {
         depth,
