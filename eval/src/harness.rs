@@ -111,12 +111,13 @@ pub fn run_classifier(
 }
 
 /// Evaluate `classify` — and the TF-IDF baseline trained on `baseline_train`, when given — on
-/// the labeled texts `data`. `data_description` names the data in the report.
+/// the labeled texts `data`. `data_description` names the data in the report. Either system may
+/// be left out (not both).
 pub fn eval_examples(
     taxonomy: &Taxonomy,
     data: &[LabeledText],
     data_description: &str,
-    classify: &ClassifyFn<'_>,
+    classify: Option<&ClassifyFn<'_>>,
     baseline_train: Option<&BaselineTrainSet>,
     opts: &EvalOptions,
 ) -> Result<EvalReport> {
@@ -125,17 +126,24 @@ pub fn eval_examples(
             "no labeled texts to evaluate in {data_description}"
         )));
     }
+    if classify.is_none() && baseline_train.is_none() {
+        return Err(EvalError::Invalid(
+            "nothing to evaluate: give a classifier, a baseline training set or both".into(),
+        ));
+    }
     let mut systems = Vec::new();
-    let t = Instant::now();
-    let recs = run_classifier(data, classify, opts.batch_size)?;
-    let seconds = t.elapsed().as_secs_f64();
-    systems.push(SystemReport {
-        name: opts.system_name.clone(),
-        description: opts.system_description.clone(),
-        seconds_predict: seconds,
-        metrics: evaluate(taxonomy, &recs, &opts.metrics)?,
-        baseline: None,
-    });
+    if let Some(classify) = classify {
+        let t = Instant::now();
+        let recs = run_classifier(data, classify, opts.batch_size)?;
+        let seconds = t.elapsed().as_secs_f64();
+        systems.push(SystemReport {
+            name: opts.system_name.clone(),
+            description: opts.system_description.clone(),
+            seconds_predict: seconds,
+            metrics: evaluate(taxonomy, &recs, &opts.metrics)?,
+            baseline: None,
+        });
+    }
     if let Some(b) = baseline_train {
         systems.push(baseline_system(taxonomy, data, b, opts)?);
     }
@@ -158,7 +166,9 @@ pub fn baseline_system(
     train: &BaselineTrainSet,
     opts: &EvalOptions,
 ) -> Result<SystemReport> {
+    let t = Instant::now();
     let model = TfidfBaseline::train(taxonomy, &train.train, &train.calib, &opts.baseline)?;
+    let seconds_train = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let recs = model.predict_labeled(data);
     let seconds = t.elapsed().as_secs_f64();
@@ -166,8 +176,8 @@ pub fn baseline_system(
     Ok(SystemReport {
         name: "baseline".into(),
         description: format!(
-            "TF-IDF char {}-{}-grams + multinomial logistic regression (SGD, {} epochs), trained on {}",
-            c.ngram_min, c.ngram_max, c.epochs, train.description
+            "TF-IDF char {}-{}-grams + multinomial logistic regression (SGD, {} epochs, {:.1} s), trained on {}",
+            c.ngram_min, c.ngram_max, c.epochs, seconds_train, train.description
         ),
         seconds_predict: seconds,
         metrics: evaluate(taxonomy, &recs, &opts.metrics)?,
@@ -180,7 +190,7 @@ pub fn baseline_system(
 pub fn eval_jsonl(
     path: &Path,
     taxonomy: &Taxonomy,
-    classify: &ClassifyFn<'_>,
+    classify: Option<&ClassifyFn<'_>>,
     baseline_train: Option<&BaselineTrainSet>,
     opts: &EvalOptions,
 ) -> Result<EvalReport> {

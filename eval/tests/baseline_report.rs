@@ -152,7 +152,15 @@ fn report_is_written_and_parses() {
         title: "toy eval".into(),
         ..EvalOptions::default()
     };
-    let report = eval_examples(&t, &data, "toy data", &fake_system, Some(&train), &opts).unwrap();
+    let report = eval_examples(
+        &t,
+        &data,
+        "toy data",
+        Some(&fake_system),
+        Some(&train),
+        &opts,
+    )
+    .unwrap();
     assert_eq!(report.systems.len(), 2);
     let sys = &report.systems[0].metrics;
     // class level: mining (B111) wrong → 3/4
@@ -216,7 +224,7 @@ fn eval_jsonl_reads_data_and_names_bad_lines() {
     }
     writeln!(f).unwrap();
     drop(f);
-    let report = eval_jsonl(&good, &t, &fake_system, None, &EvalOptions::default()).unwrap();
+    let report = eval_jsonl(&good, &t, Some(&fake_system), None, &EvalOptions::default()).unwrap();
     assert_eq!(report.examples, 12);
     assert_eq!(report.systems.len(), 1);
     assert_eq!(load_labeled_jsonl(&good, &t).unwrap().len(), 12);
@@ -227,7 +235,7 @@ fn eval_jsonl_reads_data_and_names_bad_lines() {
         "{\"text\":\"采购稻谷\",\"code\":\"A111\"}\n{\"text\":\"x\",\"code\":\"Q1\"}\n",
     )
     .unwrap();
-    let err = eval_jsonl(&bad, &t, &fake_system, None, &EvalOptions::default()).unwrap_err();
+    let err = eval_jsonl(&bad, &t, Some(&fake_system), None, &EvalOptions::default()).unwrap_err();
     assert!(matches!(err, EvalError::BadLine { line: 2, .. }), "{err}");
     assert!(err.to_string().contains("Q1"));
     std::fs::write(&bad, "{\"code\":\"A111\"}\n").unwrap();
@@ -248,7 +256,7 @@ fn a_classifier_returning_the_wrong_count_is_an_error() {
         &t,
         &toy_data(2, 0),
         "toy",
-        &short,
+        Some(&short),
         None,
         &EvalOptions::default(),
     )
@@ -260,10 +268,20 @@ fn a_classifier_returning_the_wrong_count_is_an_error() {
         &t,
         &toy_data(1, 0),
         "toy",
-        &failing,
+        Some(&failing),
         None,
         &EvalOptions::default(),
     )
     .unwrap_err();
     assert!(err.to_string().contains("model not loaded"));
+    let err = eval_examples(
+        &t,
+        &toy_data(1, 0),
+        "toy",
+        None,
+        None,
+        &EvalOptions::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, EvalError::Invalid(_)), "{err}");
 }
