@@ -191,8 +191,9 @@ impl ReviewStoreSink {
             checkpoint_interval: None,
             ..Default::default()
         };
-        let store = ReviewStore::open(&cfg.data_dir, rc)
-            .with_context(|| format!("cannot open the review store in {}", cfg.data_dir.display()))?;
+        let store = ReviewStore::open(&cfg.data_dir, rc).with_context(|| {
+            format!("cannot open the review store in {}", cfg.data_dir.display())
+        })?;
         let keys = open_keys(&cfg.data_dir.join(REVIEW_KEYS_FILE))?;
         Ok(ReviewStoreSink {
             store,

@@ -70,12 +70,8 @@ pub fn ingest_options(a: &IngestArgs) -> anyhow::Result<IngestOptions> {
         Some("lendingclub") => lendingclub::ingest_options(),
         Some(p) => anyhow::bail!("--preset: unknown preset {p:?} (lendingclub)"),
     };
-    o.mode = crate::routes::portfolio::parse_mode(&a.mode).with_context(|| {
-        format!(
-            "--mode: {:?} is not all-or-nothing or commit-valid",
-            a.mode
-        )
-    })?;
+    o.mode = crate::routes::portfolio::parse_mode(&a.mode)
+        .with_context(|| format!("--mode: {:?} is not all-or-nothing or commit-valid", a.mode))?;
     if let Some(m) = &a.map {
         o.map = ColumnMap::parse(m).context("--map")?;
     }
@@ -118,8 +114,12 @@ pub fn run_with(cfg: &Config, a: &IngestArgs) -> anyhow::Result<IngestReport> {
         .clone()
         .unwrap_or_else(|| cfg.classify.default_taxonomy.clone());
     let lazy = (!a.no_label).then(|| LazyLabeler::new(cfg.clone(), taxonomy.clone()));
-    let store = PortfolioStore::open(&cfg.data_dir)
-        .with_context(|| format!("cannot open the portfolio store in {}", cfg.data_dir.display()))?;
+    let store = PortfolioStore::open(&cfg.data_dir).with_context(|| {
+        format!(
+            "cannot open the portfolio store in {}",
+            cfg.data_dir.display()
+        )
+    })?;
     let labeler = lazy.as_ref().map(|l| l as &dyn Labeler);
     match store.ingest_file(&a.portfolio, &a.file, &opts, labeler) {
         Ok(r) => Ok(r),

@@ -9,7 +9,13 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const TEXTS: [&str; 5] = ["采购钢材", "烤串店装修", "补充流动资金", "超市进货", "楼盘开发"];
+const TEXTS: [&str; 5] = [
+    "采购钢材",
+    "烤串店装修",
+    "补充流动资金",
+    "超市进货",
+    "楼盘开发",
+];
 
 struct Env {
     _tmp: tempfile::TempDir,
@@ -145,10 +151,22 @@ fn batch_end_to_end_shards_and_diff() {
     // A bad shard is refused, naming the flag.
     let o = touxiang(
         &e,
-        &["batch", "--input", p(&input), "--output", p(&out), "--shard", "3/3"],
+        &[
+            "batch",
+            "--input",
+            p(&input),
+            "--output",
+            p(&out),
+            "--shard",
+            "3/3",
+        ],
     );
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("shard"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("shard"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
@@ -176,7 +194,10 @@ fn batch_review_routing_is_idempotent() {
     };
     let s1 = run();
     let review_rows = s1["counters"]["review_rows"].as_u64().unwrap();
-    assert!(review_rows > 0, "the fake sends low-confidence and unknown texts to review");
+    assert!(
+        review_rows > 0,
+        "the fake sends low-confidence and unknown texts to review"
+    );
     assert_eq!(s1["counters"]["reviews_enqueued"], review_rows);
     let count = || -> i64 {
         let c = rusqlite::Connection::open(e.data.join("review.sqlite")).unwrap();
@@ -201,7 +222,14 @@ fn batch_without_classifier_says_so() {
     let out = e.dir.join("out.csv");
     let o = touxiang(
         &e,
-        &["batch", "--input", p(&input), "--output", p(&out), "--no-progress"],
+        &[
+            "batch",
+            "--input",
+            p(&input),
+            "--output",
+            p(&out),
+            "--no-progress",
+        ],
     );
     assert!(!o.status.success(), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
@@ -242,8 +270,15 @@ fn ingest_cli() {
     let o = touxiang(&e, &["ingest", "--portfolio", "p1", p(&unlabeled)]);
     assert!(!o.status.success(), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("--no-label") && err.contains("Nothing was written"), "{}", text(&o));
-    let o = touxiang(&e, &["ingest", "--portfolio", "p1", "--no-label", p(&unlabeled)]);
+    assert!(
+        err.contains("--no-label") && err.contains("Nothing was written"),
+        "{}",
+        text(&o)
+    );
+    let o = touxiang(
+        &e,
+        &["ingest", "--portfolio", "p1", "--no-label", p(&unlabeled)],
+    );
     assert!(o.status.success(), "{}", text(&o));
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r["accepted"], 1);
@@ -265,7 +300,16 @@ fn ingest_cli() {
     assert_eq!(r["rejected"][0]["field"], "balance");
     let o = touxiang(
         &e,
-        &["ingest", "--portfolio", "p2", "--map", map, "--mode", "commit-valid", p(&bad)],
+        &[
+            "ingest",
+            "--portfolio",
+            "p2",
+            "--map",
+            map,
+            "--mode",
+            "commit-valid",
+            p(&bad),
+        ],
     );
     assert!(o.status.success(), "{}", text(&o));
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();

@@ -61,7 +61,10 @@ async fn wait_done(app: &Router, id: &str) -> Value {
         if v["state"] != "running" {
             return v;
         }
-        assert!(t.elapsed() < Duration::from_secs(60), "job did not finish: {v}");
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "job did not finish: {v}"
+        );
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
 }
@@ -91,7 +94,13 @@ async fn job_from_server_path_runs_to_completion() {
     let n = 300;
     std::fs::write(jobs_dir(&s).join("book.csv"), input_csv(n, false)).unwrap();
 
-    let (st, v) = common::call(&app, "POST", "/v1/jobs", Some(json!({"input": "book.csv", "chunk_size": 64}))).await;
+    let (st, v) = common::call(
+        &app,
+        "POST",
+        "/v1/jobs",
+        Some(json!({"input": "book.csv", "chunk_size": 64})),
+    )
+    .await;
     assert_eq!(st, StatusCode::ACCEPTED, "{v}");
     let id = v["id"].as_str().unwrap().to_string();
     assert!(id.starts_with("job_"));
@@ -112,13 +121,21 @@ async fn job_from_server_path_runs_to_completion() {
     assert_eq!(st, StatusCode::OK);
     let want: Vec<String> = (0..n).map(|i| format!("L{i:05}")).collect();
     assert_eq!(ids(&out), want, "one output row per input row, in order");
-    assert!(out.lines().next().unwrap().starts_with("id,code,level,name,confidence,decision"));
+    assert!(out
+        .lines()
+        .next()
+        .unwrap()
+        .starts_with("id,code,level,name,confidence,decision"));
     let steel = out.lines().nth(1).unwrap();
     assert!(steel.contains(",3120,class,"), "{steel}");
 
     let (st, list) = common::call(&app, "GET", "/v1/jobs", None).await;
     assert_eq!(st, StatusCode::OK);
-    assert!(list["jobs"].as_array().unwrap().iter().any(|j| j["id"] == id.as_str()));
+    assert!(list["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|j| j["id"] == id.as_str()));
     // The output lies beside the input, named after it.
     assert!(jobs_dir(&s).join("book.out.csv").is_file());
     // Finished jobs cannot be cancelled.
@@ -196,7 +213,10 @@ async fn uploaded_job_and_option_errors() {
     assert_eq!(done["state"], "succeeded", "{done}");
     let (st, out) = download(&app, &id).await;
     assert_eq!(st, StatusCode::OK);
-    let rows: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let rows: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(rows.len(), n);
     assert_eq!(rows[0]["id"], "L00000");
     assert_eq!(rows[n - 1]["id"], format!("L{:05}", n - 1));
@@ -208,7 +228,10 @@ async fn uploaded_job_and_option_errors() {
         (json!({"input": "missing.csv"}), "input"),
         (json!({}), "input"),
         (json!({"input": "in.csv", "shard": "3/2"}), "shard"),
-        (json!({"input": "in.csv", "output_format": "pdf"}), "output_format"),
+        (
+            json!({"input": "in.csv", "output_format": "pdf"}),
+            "output_format",
+        ),
         (json!({"input": "in.csv", "surprise": 1}), "surprise"),
     ] {
         std::fs::write(jobs_dir(&s).join("in.csv"), input_csv(3, false)).unwrap();

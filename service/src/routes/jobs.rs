@@ -24,7 +24,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use touxiang_batch::{BatchError, BatchHooks, BatchOptions, Format, InputEncoding, JobState, Shard};
+use touxiang_batch::{
+    BatchError, BatchHooks, BatchOptions, Format, InputEncoding, JobState, Shard,
+};
 use utoipa::ToSchema;
 
 use crate::cmd_batch::{ReviewStoreSink, CACHE_FILE};
@@ -163,7 +165,10 @@ fn resolve(root: &FsPath, field: &str, p: &str) -> Result<PathBuf, ApiError> {
     }
     let path = FsPath::new(p);
     if path.components().any(|c| matches!(c, Component::ParentDir)) {
-        return Err(ApiError::invalid(field, format!("{field} must not contain `..`")));
+        return Err(ApiError::invalid(
+            field,
+            format!("{field} must not contain `..`"),
+        ));
     }
     let full = if path.is_absolute() {
         path.to_path_buf()
@@ -184,7 +189,10 @@ fn resolve(root: &FsPath, field: &str, p: &str) -> Result<PathBuf, ApiError> {
 
 fn parse_fmt(field: &str, v: &Option<String>) -> Result<Option<Format>, ApiError> {
     v.as_deref()
-        .map(|f| f.parse::<Format>().map_err(|e| ApiError::invalid(field, e.to_string())))
+        .map(|f| {
+            f.parse::<Format>()
+                .map_err(|e| ApiError::invalid(field, e.to_string()))
+        })
         .transpose()
 }
 
@@ -257,7 +265,10 @@ fn job_options(
     o.shard = req
         .shard
         .as_deref()
-        .map(|v| v.parse::<Shard>().map_err(|e| ApiError::invalid("shard", e.to_string())))
+        .map(|v| {
+            v.parse::<Shard>()
+                .map_err(|e| ApiError::invalid("shard", e.to_string()))
+        })
         .transpose()?;
     o.review = req.review;
     o.old_code_column = req.old_code_column.clone();
@@ -358,13 +369,13 @@ async fn read_multipart(
                     .filter(|e| e.parse::<Format>().is_ok())
                     .unwrap_or_else(|| "csv".into());
                 let dir = root.join(format!("up_{}", uuid::Uuid::new_v4().simple()));
-                tokio::fs::create_dir_all(&dir)
-                    .await
-                    .map_err(|e| ApiError::Internal(format!("cannot create {}: {e}", dir.display())))?;
+                tokio::fs::create_dir_all(&dir).await.map_err(|e| {
+                    ApiError::Internal(format!("cannot create {}: {e}", dir.display()))
+                })?;
                 let path = dir.join(format!("input.{ext}"));
-                let mut f = tokio::fs::File::create(&path)
-                    .await
-                    .map_err(|e| ApiError::Internal(format!("cannot create {}: {e}", path.display())))?;
+                let mut f = tokio::fs::File::create(&path).await.map_err(|e| {
+                    ApiError::Internal(format!("cannot create {}: {e}", path.display()))
+                })?;
                 use tokio::io::AsyncWriteExt;
                 while let Some(chunk) = field.chunk().await.map_err(mp_err)? {
                     f.write_all(&chunk)
@@ -539,10 +550,8 @@ pub async fn job_output(
     if let Some(n) = len {
         h.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
     }
-    if let Ok(v) = HeaderValue::from_str(&format!(
-        "attachment; filename=\"{id}.{}\"",
-        fmt.as_str()
-    )) {
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{id}.{}\"", fmt.as_str()))
+    {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     Ok(resp)

@@ -24,8 +24,8 @@ use serde::Serialize;
 use touxiang_datasets::Labeler;
 use touxiang_portfolio::{
     drill_down, export, lendingclub, AggQuery, AlertQuery, ColumnMap, Dimension, IngestMode,
-    IngestOptions, IngestReport, InputFormat, PortfolioError, PortfolioStore,
-    RegionScheme, ScoreQuery, SnapshotSel,
+    IngestOptions, IngestReport, InputFormat, PortfolioError, PortfolioStore, RegionScheme,
+    ScoreQuery, SnapshotSel,
 };
 use utoipa::ToSchema;
 
@@ -331,10 +331,7 @@ fn upload_params(s: &AppState, mut p: Params) -> Result<UploadParams, ApiError> 
         let mut c = opts.config.clone().unwrap_or_default();
         if let Some(r) = region {
             c.region_scheme = RegionScheme::parse(r.trim()).ok_or_else(|| {
-                ApiError::invalid(
-                    "region_scheme",
-                    format!("{r:?} is not china or us_states"),
-                )
+                ApiError::invalid("region_scheme", format!("{r:?} is not china or us_states"))
             })?;
         }
         if let Some(cur) = currency {
@@ -389,13 +386,20 @@ pub fn parse_mode(s: &str) -> Option<IngestMode> {
 }
 
 fn format_of_mime(ct: &str) -> Option<InputFormat> {
-    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     match mime.as_str() {
         "text/csv" | "application/csv" | "text/plain" => Some(InputFormat::Csv),
-        "application/x-ndjson" | "application/ndjson" | "application/jsonl"
-        | "application/x-jsonlines" | "application/jsonlines" | "application/json-lines" => {
-            Some(InputFormat::Jsonl)
-        }
+        "application/x-ndjson"
+        | "application/ndjson"
+        | "application/jsonl"
+        | "application/x-jsonlines"
+        | "application/jsonlines"
+        | "application/json-lines" => Some(InputFormat::Jsonl),
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" => {
             Some(InputFormat::Xlsx)
         }
@@ -438,9 +442,11 @@ async fn read_upload(
                 message: e.body_text(),
                 field: None,
             })?;
-        while let Some(field) = mp.next_field().await.map_err(|e| {
-            upload_error(&e, e.status() == StatusCode::PAYLOAD_TOO_LARGE, limit)
-        })? {
+        while let Some(field) = mp
+            .next_field()
+            .await
+            .map_err(|e| upload_error(&e, e.status() == StatusCode::PAYLOAD_TOO_LARGE, limit))?
+        {
             let is_file = field.name() == Some("file") || field.file_name().is_some();
             if !is_file {
                 continue;
@@ -597,9 +603,9 @@ pub fn ingest_response(report: IngestReport) -> Response {
 
 fn apply_drills(mut q: AggQuery, drills: &[String]) -> Result<AggQuery, ApiError> {
     for d in drills {
-        let (dim, code) = d.split_once(':').ok_or_else(|| {
-            ApiError::invalid("drill", format!("{d:?} is not DIMENSION:CODE"))
-        })?;
+        let (dim, code) = d
+            .split_once(':')
+            .ok_or_else(|| ApiError::invalid("drill", format!("{d:?} is not DIMENSION:CODE")))?;
         let dim = Dimension::parse(dim.trim()).ok_or_else(|| {
             ApiError::invalid("drill", format!("unknown dimension {:?}", dim.trim()))
         })?;
@@ -748,7 +754,8 @@ pub async fn concentration(
     }
     p.push(("concentration".into(), by.clone()));
     p.push(("compare".into(), "false".into()));
-    let query = AggQuery::from_params(&portfolio, &p).map_err(|e| rename_field(e, "concentration", "by"))?;
+    let query = AggQuery::from_params(&portfolio, &p)
+        .map_err(|e| rename_field(e, "concentration", "by"))?;
     if query.concentration.is_empty() {
         return Err(ApiError::invalid("by", "at least one dimension is needed"));
     }
@@ -803,7 +810,14 @@ fn score_query(portfolio: &str, mut p: Params) -> Result<(ScoreQuery, Option<usi
                 .map_err(|_| ApiError::invalid("top", format!("{v:?} is not a count")))
         })
         .transpose()?;
-    for k in ["sort", "limit", "compare", "concentration", "format", "drill"] {
+    for k in [
+        "sort",
+        "limit",
+        "compare",
+        "concentration",
+        "format",
+        "drill",
+    ] {
         if p.iter().any(|(x, _)| x == k) {
             return Err(ApiError::invalid(k, "not a parameter of scores"));
         }
