@@ -72,6 +72,13 @@ pub enum Cmd {
     Ingest(crate::cmd_portfolio::IngestArgs),
     /// Reclassify a loan file in batch (resumable, shardable); prints the JSON summary.
     Batch(crate::cmd_batch::BatchArgs),
+    /// API keys: create (prints the key once), revoke, list.
+    Keys {
+        #[command(subcommand)]
+        cmd: crate::cmd_keys::KeysCmd,
+    },
+    /// Export final review labels as a JSONL training set (`touxiang train --include FILE`).
+    ExportLabels(crate::cmd_keys::ExportLabelsArgs),
 }
 
 #[derive(Subcommand)]
@@ -153,6 +160,8 @@ pub fn main() -> anyhow::Result<()> {
         } => crate::cmd_portfolio::bench_aggregate(a),
         Cmd::Ingest(a) => crate::cmd_portfolio::run(a),
         Cmd::Batch(a) => crate::cmd_batch::run(a),
+        Cmd::Keys { cmd } => crate::cmd_keys::run_keys(cmd),
+        Cmd::ExportLabels(a) => crate::cmd_keys::run_export_labels(a),
     }
 }
 
@@ -224,6 +233,8 @@ pub async fn load_engine(cfg: &Config) -> anyhow::Result<crate::state::Engine> {
 async fn serve(cfg: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.data_dir)?;
     let state = AppState::new(cfg.clone(), metrics_handle());
+    crate::auth::startup(&state)?;
+    state.review().map_err(|e| anyhow::anyhow!("{e}"))?;
     spawn_loading(state.clone());
     let listener = tokio::net::TcpListener::bind(&cfg.addr).await?;
     tracing::info!(addr = %cfg.addr, data_dir = %cfg.data_dir.display(), "listening");

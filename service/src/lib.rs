@@ -1,11 +1,14 @@
 //! touxiang service: HTTP app, CLI and the wiring of the library crates.
+pub mod auth;
 pub mod cli;
+pub mod cmd_keys;
 pub mod config;
 pub mod engine;
 pub mod error;
 pub mod extract;
 pub mod openapi;
 pub mod queue;
+pub mod review;
 pub mod routes;
 pub mod state;
 

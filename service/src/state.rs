@@ -71,6 +71,10 @@ pub struct Inner {
     pub load_error: OnceLock<String>,
     pub started: Instant,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// API key store (`DATA_DIR/auth.sqlite`), opened once on first use (see [`crate::auth`]).
+    pub keys: OnceLock<Arc<touxiang_auth::KeyStore>>,
+    /// Review store, QA sampler and taxonomies, opened once on first use (see [`crate::review`]).
+    pub review: OnceLock<Arc<crate::review::ReviewCtx>>,
 }
 
 impl AppState {
@@ -82,6 +86,8 @@ impl AppState {
                 load_error: OnceLock::new(),
                 started: Instant::now(),
                 metrics,
+                keys: OnceLock::new(),
+                review: OnceLock::new(),
             }),
         }
     }

@@ -194,6 +194,8 @@ pub async fn classify(State(s): State<AppState>, ApiJson(req): ApiJson<ClassifyR
             keywords,
         });
     }
+    // Review routing: `review` decisions, classifier vs neighbour-vote disagreement, QA samples.
+    crate::review::route_classified(&s, tm, &req.items, &neighbors, &mut results).await?;
     Ok(Json(ClassifyResponse {
         model_version: tm.classifier.model_version().to_string(),
         taxonomy_version: tm.taxonomy.version().to_string(),

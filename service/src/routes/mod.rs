@@ -1,10 +1,12 @@
 //! The HTTP app: `fn app(state) -> Router`.
 
+pub mod admin;
 pub mod classify;
 pub mod embed;
 pub mod health;
 pub mod jobs;
 pub mod portfolio;
+pub mod review;
 
 use std::time::{Duration, Instant};
 
@@ -28,6 +30,8 @@ pub fn app(state: AppState) -> Router {
     let api = Router::new()
         .route("/v1/embed", post(embed::embed))
         .route("/v1/classify", post(classify::classify))
+        .merge(review::router())
+        .merge(admin::router())
         .layer(DefaultBodyLimit::max(limits.max_body_bytes));
     Router::new()
         .route("/healthz", get(health::healthz))
@@ -38,6 +42,7 @@ pub fn app(state: AppState) -> Router {
         .merge(jobs::router(&limits))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), crate::auth::require))
         .layer(middleware::from_fn(track_metrics))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
