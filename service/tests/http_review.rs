@@ -86,7 +86,10 @@ async fn claim_label_item_stats_and_errors() {
     )
     .await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(e["error"]["message"].as_str().unwrap().contains("code"), "{e}");
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("code"),
+        "{e}"
+    );
 
     // A valid label (any level) is final for single review.
     let (st, b) = label(&app, &high, "r1", "6291").await;
