@@ -92,8 +92,11 @@ pub struct E5Model {
     tokenizer: Tokenizer,
     encoder: Encoder,
     version: String,
-    /// Token budget of one forward pass in [`E5Model::embed`] (padded tokens).
+    /// Token budget of one forward pass in [`E5Model::embed_texts`] (padded tokens).
     pub max_batch_tokens: usize,
+    /// Most sequences in one forward pass: small batches of similar length waste less on
+    /// padding and keep the attention matrices small.
+    pub max_batch_sequences: usize,
 }
 
 /// L2-normalise in place (a zero vector stays zero).

@@ -1,4 +1,4 @@
-//! `cargo run --release -p touxiang-model --example bench -- TEXTS.txt [SINGLE_LIMIT]`
+//! `cargo run --release -p touxiang-model --example embed_bench -- TEXTS.txt [SINGLE_LIMIT]`
 use touxiang_model::{bench, test_model_dir, E5Model, Precision};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
