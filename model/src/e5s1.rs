@@ -143,7 +143,7 @@ impl<'a> E5s1<'a> {
             eps: c.f32()? as f64,
             block: c.i32()?,
         };
-        if header.block != 32 || header.hidden % 32 != 0 || header.heads == 0 {
+        if header.block != 32 || !header.hidden.is_multiple_of(32) || header.heads == 0 {
             return Err(ModelError::Format(format!("unsupported header {header:?}")));
         }
         // Tokenizer section: skipped (see module docs).

@@ -131,7 +131,8 @@ impl E5Model {
             tokenizer,
             encoder,
             version,
-            max_batch_tokens: 8192,
+            max_batch_tokens: 4096,
+            max_batch_sequences: 32,
         })
     }
 
