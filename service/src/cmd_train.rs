@@ -1,0 +1,79 @@
+//! `touxiang train`: corpus → embeddings (cached) → heads, kNN, calibration → artifacts.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use touxiang_datasets::{Taxonomy, GBT4754_ID};
+use touxiang_model::{E5Model, Precision};
+use touxiang_training::{train, CorpusOptions, CorpusSource, TrainConfig, Tree};
+
+use crate::cli::Common;
+use crate::config::FlagOverrides;
+use crate::engine::E5Embed;
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Taxonomy id: `gbt4754-2017` (corpus from the NBS notes) or a custom one.
+    #[arg(long, default_value = GBT4754_ID)]
+    pub taxonomy: String,
+    /// GB/T 4754 notes (read at training time, never copied).
+    #[arg(long, default_value = "../shared/datasets/gbt4754-2017/notes.jsonl")]
+    pub notes: PathBuf,
+    /// Custom taxonomy CSV (code,name,parent[,level]); with --examples.
+    #[arg(long)]
+    pub taxonomy_csv: Option<PathBuf>,
+    /// Labeled examples JSONL ({"text","code"}) for a custom taxonomy.
+    #[arg(long)]
+    pub examples: Option<PathBuf>,
+    /// Extra labeled JSONL files (e.g. `touxiang export-labels` output) added to training.
+    #[arg(long = "include")]
+    pub include: Vec<PathBuf>,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Output root (default DATA_DIR/artifacts); artifacts go to OUT/<taxonomy>/<version>/.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Target precision for the auto-accept and level thresholds.
+    #[arg(long)]
+    pub target_precision: Option<f64>,
+}
+
+pub fn run(a: TrainArgs) -> anyhow::Result<()> {
+    let cfg = a.common.load(FlagOverrides::default())?;
+    let out = a.out.clone().unwrap_or_else(|| cfg.data_dir.join("artifacts"));
+    let (tree, source) = match (&a.taxonomy_csv, &a.examples) {
+        (Some(csv), Some(ex)) => {
+            let tax = Taxonomy::from_csv_path(&a.taxonomy, csv)?;
+            let tree = Tree::from_taxonomy(&tax, false)?;
+            let examples = touxiang_training::load_examples_jsonl(ex, &tree, a.seed, touxiang_training::SplitRatios::default())?;
+            (tree, CorpusSource::Examples { examples, with_names: true })
+        }
+        (None, None) if a.taxonomy == GBT4754_ID => {
+            anyhow::ensure!(a.notes.exists(), "notes file {} not found (pass --notes)", a.notes.display());
+            (
+                Tree::from_taxonomy(Taxonomy::gbt4754(), true)?,
+                CorpusSource::Notes { notes_path: a.notes.clone(), options: CorpusOptions::default() },
+            )
+        }
+        _ => anyhow::bail!("a custom taxonomy needs both --taxonomy-csv and --examples"),
+    };
+    let mut tc = TrainConfig::new(tree, source, &out);
+    tc.seed = a.seed;
+    tc.extra_examples = a.include.clone();
+    tc.cache_dir = Some(cfg.data_dir.join("embedding-cache"));
+    if let Some(p) = a.target_precision {
+        anyhow::ensure!((0.5..1.0).contains(&p), "--target-precision must be in [0.5, 1)");
+        tc.targets.level_precision = p;
+        tc.targets.auto_precision = p;
+    }
+    let model = Arc::new(E5Model::ensure_and_load(&cfg.model_dir(), Precision::Q4).context("loading the encoder")?);
+    let report = train(&tc, &E5Embed(model))?;
+    println!("{}", report.corpus);
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    eprintln!("artifacts written to {}", report.artifact_dir.display());
+    Ok(())
+}
