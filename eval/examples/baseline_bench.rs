@@ -53,8 +53,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         train.calib.len(),
         test.len()
     );
+    // optional overrides for tuning: TX_EPOCHS, TX_LR, TX_L2, TX_MB
+    let mut base = touxiang_eval::BaselineConfig::default();
+    let env = |k: &str| std::env::var(k).ok();
+    if let Some(v) = env("TX_EPOCHS") {
+        base.epochs = v.parse()?;
+    }
+    if let Some(v) = env("TX_LR") {
+        base.learning_rate = v.parse()?;
+    }
+    if let Some(v) = env("TX_MB") {
+        base.max_weight_mb = v.parse()?;
+    }
+    if let Some(v) = env("TX_L2") {
+        base.l2 = v.parse()?;
+    }
+    println!("baseline config: {base:?}");
     let opts = EvalOptions {
         title: "Baseline on the GB/T 4754 held-out note items".into(),
+        baseline: base.clone(),
         ..EvalOptions::default()
     };
     let t = Instant::now();
@@ -101,6 +118,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let opts = EvalOptions {
         title: "Baseline on the Lending Club purpose split".into(),
+        baseline: base,
         ..EvalOptions::default()
     };
     let t = Instant::now();

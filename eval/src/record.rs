@@ -107,7 +107,12 @@ impl EvalRecord {
         EvalRecord {
             text: text.to_string(),
             gold: gold.to_string(),
-            level_probs: c.full_path.iter().map(|s| s.confidence).collect(),
+            level_probs: c
+                .full_path
+                .iter()
+                .take(full_path.len())
+                .map(|s| s.confidence)
+                .collect(),
             pred_path,
             full_path,
             pred_conf: c.confidence,

@@ -333,3 +333,64 @@ fn flat_taxonomy_has_one_level_and_one_confusion_table() {
     assert_eq!(m.confusions.len(), 1);
     assert_eq!(m.confusions[0].pairs[0].gold, "house");
 }
+
+#[test]
+fn record_from_classification_keeps_label_path_and_leaf_top5() {
+    use touxiang_datasets::{Decision, PathStep};
+    use touxiang_training::{Alternative, Classification, Label};
+    let step = |c: &str, conf: f32| PathStep {
+        code: c.into(),
+        name: String::new(),
+        confidence: conf,
+    };
+    let full = vec![
+        step("A", 0.99),
+        step("A1", 0.9),
+        step("A11", 0.8),
+        step("A112", 0.7),
+    ];
+    let alt = |c: &str| Alternative {
+        code: c.into(),
+        level: "class".into(),
+        name: String::new(),
+        confidence: 0.1,
+    };
+    let leaf = Classification {
+        label: Some(Label {
+            code: "A112".into(),
+            level: "class".into(),
+            name: String::new(),
+            path: full.clone(),
+        }),
+        confidence: 0.7,
+        decision: Decision::Review,
+        alternatives: vec![alt("A111"), alt("A121")],
+        neighbors: vec![],
+        keywords: vec![],
+        full_path: full.clone(),
+    };
+    let r = EvalRecord::from_classification(&leaf, "A111", "采购稻谷");
+    assert_eq!(r.pred_path.len(), 4);
+    assert_eq!(r.top5, p(&["A112", "A111", "A121"]));
+    assert_eq!(r.level_probs, vec![0.99, 0.9, 0.8, 0.7]);
+    assert!(!r.auto);
+    // a label above the leaf: no top-5 (it would be at the wrong level)
+    let coarse = Classification {
+        label: Some(Label {
+            code: "A1".into(),
+            level: "division".into(),
+            name: String::new(),
+            path: full[..2].to_vec(),
+        }),
+        confidence: 0.9,
+        decision: Decision::Auto,
+        ..leaf
+    };
+    let r = EvalRecord::from_classification(&coarse, "A111", "采购稻谷");
+    assert_eq!(r.pred_path, p(&["A", "A1"]));
+    assert!(r.top5.is_empty() && r.auto);
+    let m = evaluate(&tax(), &[r], &MetricsOptions::default()).unwrap();
+    assert_eq!(m.top5_leaf.n, 0);
+    close(m.levels[1].accuracy, 1.0);
+    close(m.levels[3].accuracy_forced, 0.0);
+}
