@@ -193,6 +193,7 @@ impl Encoder {
         let mut x = self.eln.forward(&x, self.eps)?.reshape((b * l, hd))?;
         // Additive attention bias: 0 for real tokens, -inf-ish for padding; [b, 1, 1, l].
         let bias = ((mask.clone() - 1.0)? * 1e9)?.reshape((b, 1, 1, l))?;
+        let padded = batch.iter().any(|s| s.len() != l);
         let scale = 1.0 / (dh as f64).sqrt();
         let heads = |t: Tensor| -> candle_core::Result<Tensor> {
             t.reshape((b, l, nh, dh))?.transpose(1, 2)?.contiguous()
@@ -201,7 +202,12 @@ impl Encoder {
             let q = heads((ly.q.forward(&x)? * scale)?)?;
             let k = heads(ly.k.forward(&x)?)?;
             let v = heads(ly.v.forward(&x)?)?;
-            let att = q.matmul(&k.t()?)?.broadcast_add(&bias)?;
+            let att = q.matmul(&k.t()?)?;
+            let att = if padded {
+                att.broadcast_add(&bias)?
+            } else {
+                att
+            };
             let att = candle_nn::ops::softmax_last_dim(&att)?;
             let ctx = att.matmul(&v)?.transpose(1, 2)?.reshape((b * l, hd))?;
             let a = ly.ao.forward(&ctx)?;

@@ -181,8 +181,13 @@ impl E5Model {
         let mut start = 0;
         while start < order.len() {
             let mut end = start + 1;
+            // Only sequences of one length share a pass: padded mixed-length batches measured
+            // slower per text than single texts (`examples/scaling.rs`), equal-length ones faster.
+            let len = ids[order[start]].len();
             while end < order.len()
-                && ids[order[end]].len() * (end - start + 1) <= self.max_batch_tokens
+                && end - start < self.max_batch_sequences
+                && ids[order[end]].len() == len
+                && len * (end - start + 1) <= self.max_batch_tokens
             {
                 end += 1;
             }
