@@ -63,6 +63,8 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: ModelCmd,
     },
+    /// Train a classifier (GB/T 4754 from the NBS notes, or a custom taxonomy from examples).
+    Train(crate::cmd_train::TrainArgs),
     /// Benchmarks that print figures.
     Bench {
         #[command(subcommand)]
@@ -143,6 +145,10 @@ pub fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Cmd::Train(a) => {
+            init_tracing("text");
+            crate::cmd_train::run(a)
+        }
         Cmd::Bench {
             cmd:
                 BenchCmd::Embed {
@@ -197,7 +203,10 @@ pub fn spawn_loading(state: AppState) {
         match load_engine(&cfg).await {
             Ok(engine) => {
                 state.install(engine);
-                tracing::info!(secs = t.elapsed().as_secs_f64(), "model, classifiers and exemplar store loaded; ready");
+                tracing::info!(
+                    secs = t.elapsed().as_secs_f64(),
+                    "model, classifiers and exemplar store loaded; ready"
+                );
             }
             Err(e) => {
                 tracing::error!(error = %format!("{e:#}"), "loading failed");
@@ -225,9 +234,17 @@ pub async fn load_engine(cfg: &Config) -> anyhow::Result<crate::state::Engine> {
         crate::engine::seed_store(store.as_ref(), m, &version).await?;
     }
     if models.is_empty() {
-        tracing::warn!("no trained classifier found: /v1/classify answers 422 until `touxiang train` has run");
+        tracing::warn!(
+            "no trained classifier found: /v1/classify answers 422 until `touxiang train` has run"
+        );
     }
-    Ok(crate::state::Engine::new(cfg, model, segmenter, models, Some(store)))
+    Ok(crate::state::Engine::new(
+        cfg,
+        model,
+        segmenter,
+        models,
+        Some(store),
+    ))
 }
 
 async fn serve(cfg: Config) -> anyhow::Result<()> {

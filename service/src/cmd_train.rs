@@ -44,19 +44,40 @@ pub struct TrainArgs {
 
 pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     let cfg = a.common.load(FlagOverrides::default())?;
-    let out = a.out.clone().unwrap_or_else(|| cfg.data_dir.join("artifacts"));
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| cfg.data_dir.join("artifacts"));
     let (tree, source) = match (&a.taxonomy_csv, &a.examples) {
         (Some(csv), Some(ex)) => {
             let tax = Taxonomy::from_csv_path(&a.taxonomy, csv)?;
             let tree = Tree::from_taxonomy(&tax, false)?;
-            let examples = touxiang_training::load_examples_jsonl(ex, &tree, a.seed, touxiang_training::SplitRatios::default())?;
-            (tree, CorpusSource::Examples { examples, with_names: true })
+            let examples = touxiang_training::load_examples_jsonl(
+                ex,
+                &tree,
+                a.seed,
+                touxiang_training::SplitRatios::default(),
+            )?;
+            (
+                tree,
+                CorpusSource::Examples {
+                    examples,
+                    with_names: true,
+                },
+            )
         }
         (None, None) if a.taxonomy == GBT4754_ID => {
-            anyhow::ensure!(a.notes.exists(), "notes file {} not found (pass --notes)", a.notes.display());
+            anyhow::ensure!(
+                a.notes.exists(),
+                "notes file {} not found (pass --notes)",
+                a.notes.display()
+            );
             (
                 Tree::from_taxonomy(Taxonomy::gbt4754(), true)?,
-                CorpusSource::Notes { notes_path: a.notes.clone(), options: CorpusOptions::default() },
+                CorpusSource::Notes {
+                    notes_path: a.notes.clone(),
+                    options: CorpusOptions::default(),
+                },
             )
         }
         _ => anyhow::bail!("a custom taxonomy needs both --taxonomy-csv and --examples"),
@@ -66,11 +87,16 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     tc.extra_examples = a.include.clone();
     tc.cache_dir = Some(cfg.data_dir.join("embedding-cache"));
     if let Some(p) = a.target_precision {
-        anyhow::ensure!((0.5..1.0).contains(&p), "--target-precision must be in [0.5, 1)");
+        anyhow::ensure!(
+            (0.5..1.0).contains(&p),
+            "--target-precision must be in [0.5, 1)"
+        );
         tc.targets.level_precision = p;
         tc.targets.auto_precision = p;
     }
-    let model = Arc::new(E5Model::ensure_and_load(&cfg.model_dir(), Precision::Q4).context("loading the encoder")?);
+    let model = Arc::new(
+        E5Model::ensure_and_load(&cfg.model_dir(), Precision::Q4).context("loading the encoder")?,
+    );
     let report = train(&tc, &E5Embed(model))?;
     println!("{}", report.corpus);
     println!("{}", serde_json::to_string_pretty(&report)?);

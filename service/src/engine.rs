@@ -9,8 +9,8 @@ use chrono::Utc;
 use touxiang_datasets::{Labeler, Taxonomy, TaxonomyRegistry};
 use touxiang_model::{E5Model, Embedder, Kind, Precision};
 use touxiang_training::{Artifacts, Classifier, EmbedFn, EmbeddingLabeler, TrainError};
-use touxiang_vectors::{EmbeddedConfig, EmbeddedStore};
 use touxiang_vectors::{point_id, Filter, Payload, Point, VectorStore};
+use touxiang_vectors::{EmbeddedConfig, EmbeddedStore};
 
 use crate::config::Config;
 
@@ -27,7 +27,9 @@ impl EmbedFn for E5Embed {
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, TrainError> {
         let prepared: Vec<String> = texts.iter().map(|t| encoder_text(t)).collect();
         let refs: Vec<&str> = prepared.iter().map(String::as_str).collect();
-        self.0.embed(&refs, Kind::Query).map_err(|e| TrainError::Embed(e.to_string()))
+        self.0
+            .embed(&refs, Kind::Query)
+            .map_err(|e| TrainError::Embed(e.to_string()))
     }
     fn dim(&self) -> usize {
         Embedder::dim(self.0.as_ref())
@@ -55,7 +57,10 @@ pub fn artifact_roots(cfg: &Config) -> Vec<PathBuf> {
         v.push(d.clone());
     }
     v.push(cfg.data_dir.join("artifacts"));
-    v.push(PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../training/artifacts")));
+    v.push(PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../training/artifacts"
+    )));
     v.push(PathBuf::from("/opt/touxiang/artifacts"));
     v
 }
@@ -65,22 +70,31 @@ pub fn taxonomy_registry(cfg: &Config) -> anyhow::Result<TaxonomyRegistry> {
     let mut reg = TaxonomyRegistry::with_builtin();
     let dir = cfg.data_dir.join("taxonomies");
     if dir.is_dir() {
-        reg.load_dir(&dir).with_context(|| format!("loading custom taxonomies from {}", dir.display()))?;
+        reg.load_dir(&dir)
+            .with_context(|| format!("loading custom taxonomies from {}", dir.display()))?;
     }
     Ok(reg)
 }
 
 /// Load the newest artifacts of every known taxonomy that has some.
-pub fn load_models(cfg: &Config, encoder_version: &str) -> anyhow::Result<HashMap<String, TaxonomyModel>> {
+pub fn load_models(
+    cfg: &Config,
+    encoder_version: &str,
+) -> anyhow::Result<HashMap<String, TaxonomyModel>> {
     let reg = taxonomy_registry(cfg)?;
     let mut out = HashMap::new();
     for id in reg.ids() {
         let Some(tax) = reg.get(&id) else { continue };
-        let Some(dir) = artifact_roots(cfg).iter().find_map(|r| touxiang_training::latest_artifact_dir(r, &id)) else {
+        let Some(dir) = artifact_roots(cfg)
+            .iter()
+            .find_map(|r| touxiang_training::latest_artifact_dir(r, &id))
+        else {
             continue;
         };
-        let a = Artifacts::load(&dir).with_context(|| format!("loading artifacts {}", dir.display()))?;
-        a.check_taxonomy(&tax).with_context(|| format!("artifacts {} vs taxonomy {id}", dir.display()))?;
+        let a = Artifacts::load(&dir)
+            .with_context(|| format!("loading artifacts {}", dir.display()))?;
+        a.check_taxonomy(&tax)
+            .with_context(|| format!("artifacts {} vs taxonomy {id}", dir.display()))?;
         if a.classifier.encoder_version() != encoder_version {
             tracing::warn!(taxonomy = %id, trained = a.classifier.encoder_version(), serving = encoder_version,
                 "artifacts were trained with another encoder version");
@@ -109,13 +123,25 @@ pub fn api_source(source: &str) -> &'static str {
 }
 
 /// Make sure the store holds the training exemplars of `m` (first start, or after retraining).
-pub async fn seed_store(store: &dyn VectorStore, m: &TaxonomyModel, model_version: &str) -> anyhow::Result<usize> {
+pub async fn seed_store(
+    store: &dyn VectorStore,
+    m: &TaxonomyModel,
+    model_version: &str,
+) -> anyhow::Result<usize> {
     let Some(ix) = &m.exemplars else { return Ok(0) };
     let tax = m.taxonomy.id().to_string();
     let filter = Filter {
         taxonomy: Some(tax.clone()),
         model_version: Some(model_version.to_string()),
-        sources: Some(ix.sources.iter().filter(|s| s.as_str() != "reviewed").cloned().collect::<std::collections::BTreeSet<_>>().into_iter().collect()),
+        sources: Some(
+            ix.sources
+                .iter()
+                .filter(|s| s.as_str() != "reviewed")
+                .cloned()
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect(),
+        ),
         code_prefix: None,
     };
     let have = store.count(&filter).await?;
@@ -152,7 +178,12 @@ pub async fn seed_store(store: &dyn VectorStore, m: &TaxonomyModel, model_versio
 /// Open the embedded exemplar store under the data dir.
 pub fn open_embedded_store(cfg: &Config, dim: usize) -> anyhow::Result<Arc<dyn VectorStore>> {
     let store = EmbeddedStore::open(EmbeddedConfig::new(cfg.data_dir.join("vectors"), dim))
-        .with_context(|| format!("opening the exemplar store under {}", cfg.data_dir.display()))?;
+        .with_context(|| {
+            format!(
+                "opening the exemplar store under {}",
+                cfg.data_dir.display()
+            )
+        })?;
     Ok(Arc::new(store))
 }
 
@@ -165,7 +196,11 @@ pub fn load_labeler(cfg: &Config, taxonomy: &str) -> anyhow::Result<Arc<dyn Labe
     let m = models.remove(taxonomy).ok_or_else(|| {
         anyhow::anyhow!(
             "no trained classifier for taxonomy '{taxonomy}' (searched {}); run `touxiang train`",
-            artifact_roots(cfg).iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            artifact_roots(cfg)
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         )
     })?;
     Ok(Arc::new(EmbeddingLabeler {

@@ -37,7 +37,13 @@ impl Engine {
     ) -> Self {
         let l = &cfg.limits;
         let queue = EmbedQueue::start(model.clone(), l.max_batch_tokens, l.max_queue_tokens);
-        Self { model, queue, segmenter, models, store }
+        Self {
+            model,
+            queue,
+            segmenter,
+            models,
+            store,
+        }
     }
 
     pub fn model_version(&self) -> String {
@@ -51,7 +57,10 @@ impl Engine {
             known.sort();
             ApiError::Validation {
                 code: "unknown_taxonomy",
-                message: format!("unknown taxonomy '{taxonomy}' (trained: {})", known.join(", ")),
+                message: format!(
+                    "unknown taxonomy '{taxonomy}' (trained: {})",
+                    known.join(", ")
+                ),
                 field: Some("taxonomy".into()),
             }
         })
@@ -78,7 +87,10 @@ pub struct Inner {
 }
 
 impl AppState {
-    pub fn new(config: Config, metrics: Option<metrics_exporter_prometheus::PrometheusHandle>) -> Self {
+    pub fn new(
+        config: Config,
+        metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 config,
@@ -98,10 +110,13 @@ impl AppState {
 
     /// The loaded engine, or 503 while loading.
     pub fn engine(&self) -> Result<&Engine, ApiError> {
-        self.inner.engine.get().ok_or_else(|| match self.inner.load_error.get() {
-            Some(e) => ApiError::NotReady(format!("model failed to load: {e}")),
-            None => ApiError::NotReady("model, taxonomy and indexes are still loading".into()),
-        })
+        self.inner
+            .engine
+            .get()
+            .ok_or_else(|| match self.inner.load_error.get() {
+                Some(e) => ApiError::NotReady(format!("model failed to load: {e}")),
+                None => ApiError::NotReady("model, taxonomy and indexes are still loading".into()),
+            })
     }
 
     /// Install a loaded engine (once).
@@ -125,5 +140,14 @@ impl AppState {
             embedder: Arc::new(E5Embed(e.model.clone())),
             index: m.exemplars.clone(),
         }))
+    }
+}
+
+/// Labeler injection for tests and offline demos (portfolio upload and batch jobs).
+impl AppState {
+    /// Use `labeler` for every taxonomy in the portfolio and job routes instead of
+    /// [`AppState::labeler`] (kept per data directory, see [`crate::ext`]).
+    pub fn set_labeler_override(&self, labeler: Arc<dyn Labeler>) {
+        crate::ext::Ext::of(self).set_labeler_override(labeler);
     }
 }

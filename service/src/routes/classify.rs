@@ -106,25 +106,47 @@ pub struct ClassifyResponse {
         (status = 422, description = "invalid field or unknown taxonomy", body = crate::error::ErrorBody),
         (status = 429, description = "queue full", body = crate::error::ErrorBody),
         (status = 503, description = "still loading", body = crate::error::ErrorBody)))]
-pub async fn classify(State(s): State<AppState>, ApiJson(req): ApiJson<ClassifyRequest>) -> Result<Json<ClassifyResponse>, ApiError> {
+pub async fn classify(
+    State(s): State<AppState>,
+    ApiJson(req): ApiJson<ClassifyRequest>,
+) -> Result<Json<ClassifyResponse>, ApiError> {
     let cfg = s.config();
-    crate::routes::embed::validate_texts(&s, "items", req.items.iter().enumerate().map(|(i, it)| (format!("items[{i}].text"), it.text.as_str())))?;
+    crate::routes::embed::validate_texts(
+        &s,
+        "items",
+        req.items
+            .iter()
+            .enumerate()
+            .map(|(i, it)| (format!("items[{i}].text"), it.text.as_str())),
+    )?;
     for (i, it) in req.items.iter().enumerate() {
         if let Some(a) = it.amount {
             if !a.is_finite() || a < 0.0 {
-                return Err(ApiError::invalid(format!("items[{i}].amount"), format!("items[{i}].amount must be a number ≥ 0, got {a}")));
+                return Err(ApiError::invalid(
+                    format!("items[{i}].amount"),
+                    format!("items[{i}].amount must be a number ≥ 0, got {a}"),
+                ));
             }
         }
     }
     let top_k = req.top_k.unwrap_or(3);
     if top_k > cfg.classify.max_top_k {
-        return Err(ApiError::invalid("top_k", format!("top_k must be ≤ {}", cfg.classify.max_top_k)));
+        return Err(ApiError::invalid(
+            "top_k",
+            format!("top_k must be ≤ {}", cfg.classify.max_top_k),
+        ));
     }
     let n_neighbors = req.neighbors.unwrap_or(5);
     if n_neighbors > cfg.classify.max_neighbors {
-        return Err(ApiError::invalid("neighbors", format!("neighbors must be ≤ {}", cfg.classify.max_neighbors)));
+        return Err(ApiError::invalid(
+            "neighbors",
+            format!("neighbors must be ≤ {}", cfg.classify.max_neighbors),
+        ));
     }
-    let taxonomy = req.taxonomy.clone().unwrap_or_else(|| cfg.classify.default_taxonomy.clone());
+    let taxonomy = req
+        .taxonomy
+        .clone()
+        .unwrap_or_else(|| cfg.classify.default_taxonomy.clone());
     let engine = s.engine()?;
     let tm = engine.taxonomy_model(&taxonomy)?;
     let model_version = engine.model_version();
@@ -136,7 +158,11 @@ pub async fn classify(State(s): State<AppState>, ApiJson(req): ApiJson<ClassifyR
 
     // Neighbours from the exemplar store; an unreachable store degrades to heads only.
     let k = tm.classifier.knn_k().max(n_neighbors);
-    let filter = Filter { taxonomy: Some(taxonomy.clone()), model_version: Some(model_version.clone()), ..Filter::default() };
+    let filter = Filter {
+        taxonomy: Some(taxonomy.clone()),
+        model_version: Some(model_version.clone()),
+        ..Filter::default()
+    };
     let mut neighbors: Vec<Vec<Neighbor>> = Vec::with_capacity(embeddings.len());
     let mut available = engine.store.is_some();
     if let Some(store) = &engine.store {
@@ -144,7 +170,12 @@ pub async fn classify(State(s): State<AppState>, ApiJson(req): ApiJson<ClassifyR
             match store.search(e, k, &filter).await {
                 Ok(hits) => neighbors.push(
                     hits.into_iter()
-                        .map(|h| Neighbor { text: h.payload.text, code: h.payload.code, similarity: h.score, source: h.payload.source })
+                        .map(|h| Neighbor {
+                            text: h.payload.text,
+                            code: h.payload.code,
+                            similarity: h.score,
+                            source: h.payload.source,
+                        })
                         .collect(),
                 ),
                 Err(err) => {
@@ -160,22 +191,41 @@ pub async fn classify(State(s): State<AppState>, ApiJson(req): ApiJson<ClassifyR
         neighbors = vec![Vec::new(); embeddings.len()];
     }
     let texts: Vec<&str> = req.items.iter().map(|it| it.text.as_str()).collect();
-    let opts = ClassifyOptions { top_k, show_neighbors: n_neighbors, keywords: 5 };
+    let opts = ClassifyOptions {
+        top_k,
+        show_neighbors: n_neighbors,
+        keywords: 5,
+    };
     let classified = tm
         .classifier
         .classify_batch(&texts, &embeddings, &neighbors, &opts)
         .map_err(|e| ApiError::Backend(format!("classifier: {e}")))?;
     let mut results = Vec::with_capacity(classified.len());
     for (it, c) in req.items.iter().zip(classified) {
-        metrics::counter!("touxiang_classify_decisions_total", "decision" => c.decision.as_str()).increment(1);
-        let keywords = if c.keywords.is_empty() { engine.segmenter.keywords(&touxiang_text::normalize(&it.text), 5) } else { c.keywords };
+        metrics::counter!("touxiang_classify_decisions_total", "decision" => c.decision.as_str())
+            .increment(1);
+        let keywords = if c.keywords.is_empty() {
+            engine
+                .segmenter
+                .keywords(&touxiang_text::normalize(&it.text), 5)
+        } else {
+            c.keywords
+        };
         results.push(ClassifyResult {
             id: it.id.clone(),
             label: c.label.map(|l| LabelOut {
                 code: l.code,
                 level: l.level,
                 name: l.name,
-                path: l.path.into_iter().map(|p| PathStepOut { code: p.code, name: p.name, confidence: p.confidence }).collect(),
+                path: l
+                    .path
+                    .into_iter()
+                    .map(|p| PathStepOut {
+                        code: p.code,
+                        name: p.name,
+                        confidence: p.confidence,
+                    })
+                    .collect(),
             }),
             confidence: c.confidence,
             decision: c.decision.as_str().to_string(),
@@ -183,12 +233,23 @@ pub async fn classify(State(s): State<AppState>, ApiJson(req): ApiJson<ClassifyR
             alternatives: c
                 .alternatives
                 .into_iter()
-                .map(|a| AlternativeOut { code: a.code, level: a.level, name: a.name, confidence: a.confidence })
+                .map(|a| AlternativeOut {
+                    code: a.code,
+                    level: a.level,
+                    name: a.name,
+                    confidence: a.confidence,
+                })
                 .collect(),
             neighbors: c
                 .neighbors
                 .into_iter()
-                .map(|n| NeighborOut { source: api_source(&n.source).to_string(), origin: n.source, text: n.text, code: n.code, similarity: n.similarity })
+                .map(|n| NeighborOut {
+                    source: api_source(&n.source).to_string(),
+                    origin: n.source,
+                    text: n.text,
+                    code: n.code,
+                    similarity: n.similarity,
+                })
                 .collect(),
             neighbors_available: available,
             keywords,

@@ -42,7 +42,10 @@ pub fn app(state: AppState) -> Router {
         .merge(jobs::router(&limits))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), crate::auth::require))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::require,
+        ))
         .layer(middleware::from_fn(track_metrics))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
