@@ -65,7 +65,7 @@ fn point_at(curve: &[CurvePoint], t: f64) -> Option<&CurvePoint> {
 fn target_cell(p: &Option<CurvePoint>) -> String {
     match p {
         Some(p) => format!(
-            "t = {:.3}: {} coverage, {} precision",
+            "t = {:.4}: {} coverage, {} precision",
             p.threshold,
             pct(Some(p.coverage)),
             pct(p.precision)
@@ -301,7 +301,7 @@ impl EvalReport {
                 .map(|l| format!("{:>9}", pct(l.accuracy_forced)))
                 .collect();
             let target = match &m.at_target {
-                Some(p) => format!("t={:.3} cov {}", p.threshold, pct(Some(p.coverage))),
+                Some(p) => format!("t={:.4} cov {}", p.threshold, pct(Some(p.coverage))),
                 None => "not reached".into(),
             };
             let _ = writeln!(
