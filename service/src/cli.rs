@@ -65,6 +65,8 @@ pub enum Cmd {
     },
     /// Train a classifier (GB/T 4754 from the NBS notes, or a custom taxonomy from examples).
     Train(crate::cmd_train::TrainArgs),
+    /// Evaluate a trained classifier (and the TF-IDF baseline) on labeled texts.
+    Eval(crate::cmd_eval::EvalArgs),
     /// Benchmarks that print figures.
     Bench {
         #[command(subcommand)]
@@ -144,6 +146,10 @@ pub fn main() -> anyhow::Result<()> {
                 files.tokenizer.display()
             );
             Ok(())
+        }
+        Cmd::Eval(a) => {
+            init_tracing("text");
+            crate::cmd_eval::run(a)
         }
         Cmd::Train(a) => {
             init_tracing("text");
