@@ -196,3 +196,26 @@ async fn overfull_queue_answers_429_and_others_still_succeed() {
     let (st, _) = call(&app, "POST", "/v1/embed", Some(json!({ "texts": [long] }))).await;
     assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE);
 }
+
+#[tokio::test]
+async fn openapi_documents_the_contract_endpoints() {
+    let app = touxiang::app(ready_state());
+    let (_, doc) = call(&app, "GET", "/openapi.json", None).await;
+    for (path, method) in [
+        ("/v1/embed", "post"),
+        ("/v1/classify", "post"),
+        ("/v1/review/claim", "post"),
+        ("/v1/review/{review_id}/label", "post"),
+        ("/v1/review/{review_id}/skip", "post"),
+        ("/v1/review/stats", "get"),
+        ("/v1/aggregate", "get"),
+        ("/healthz", "get"),
+        ("/readyz", "get"),
+        ("/metrics", "get"),
+    ] {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} missing from the OpenAPI document"
+        );
+    }
+}
