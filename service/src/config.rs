@@ -155,7 +155,7 @@ pub struct FlagOverrides {
 
 impl Config {
     /// Resolve the layers. `file` overrides the default `DATA_DIR/touxiang.toml` lookup.
-    pub fn load(file: Option<&Path>, flags: &FlagOverrides) -> Result<Config, figment::Error> {
+    pub fn load(file: Option<&Path>, flags: &FlagOverrides) -> Result<Config, Box<figment::Error>> {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
         // The data dir decides where the default config file lives: resolve it first.
         let data_dir = flags
@@ -173,7 +173,7 @@ impl Config {
                 .ignore(&["test_qdrant_url", "model_dir_test"]),
         );
         fig = fig.merge(Serialized::defaults(flags));
-        fig.extract()
+        fig.extract().map_err(Box::new)
     }
 
     /// Where model files live.
