@@ -3,163 +3,12 @@
 
 mod common;
 
-use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
-
 use axum::http::StatusCode;
-use common::{call, model, test_config};
+use common::{call, test_config};
 use serde_json::json;
-use touxiang::engine::{seed_store, E5Embed, TaxonomyModel};
-use touxiang::state::Engine;
-use touxiang_datasets::Taxonomy;
-use touxiang_training::{train, Artifacts, CorpusSource, SplitRatios, TrainConfig, Tree};
-
-const TAXONOMY: &str = "code,name,parent\nA,农业,\nA1,水稻种植,A\nA2,生猪养殖,A\nC,制造业,\nC1,钢铁冶炼及压延,C\nC2,服装制造,C\nH,餐饮业,\nH1,烧烤小吃,H\n";
-
-const EXAMPLES: &[(&str, &[&str])] = &[
-    (
-        "A1",
-        &[
-            "水稻种植",
-            "购买稻谷种子",
-            "支付水稻化肥款",
-            "早稻插秧及田间管理",
-            "晚稻收割费用",
-            "承包水田种植水稻",
-            "购买育秧盘和稻种",
-            "水稻病虫害防治农药",
-            "粳稻种植基地建设",
-            "糯稻种植",
-        ],
-    ),
-    (
-        "A2",
-        &[
-            "生猪养殖",
-            "购买仔猪",
-            "支付猪饲料货款",
-            "猪舍建设",
-            "母猪养殖场扩建",
-            "购买猪用疫苗",
-            "育肥猪养殖",
-            "生猪存栏扩大",
-            "养猪场粪污处理设备",
-            "种猪引进",
-        ],
-    ),
-    (
-        "C1",
-        &[
-            "采购热轧钢卷",
-            "炼钢原料铁矿石采购",
-            "冷轧板材生产线",
-            "支付废钢货款",
-            "钢坯采购",
-            "螺纹钢生产",
-            "不锈钢管加工",
-            "高炉检修",
-            "购买焦炭用于炼铁",
-            "镀锌钢板加工",
-        ],
-    ),
-    (
-        "C2",
-        &[
-            "服装加工",
-            "采购棉布面料",
-            "针织服装生产",
-            "购买缝纫机",
-            "成衣订单备料",
-            "西装定制生产",
-            "童装生产线",
-            "支付拉链纽扣辅料款",
-            "羽绒服加工",
-            "服装厂工人工资",
-        ],
-    ),
-    (
-        "H1",
-        &[
-            "烤串店装修",
-            "购买冷柜用于烧烤店",
-            "小吃店开业",
-            "烧烤食材采购",
-            "麻辣烫店铺租金",
-            "购买烤炉",
-            "夜市小吃摊位",
-            "煎饼果子摊设备",
-            "烤肉店装修",
-            "小吃店进货",
-        ],
-    ),
-];
-
-struct Trained {
-    taxonomy: Arc<Taxonomy>,
-    artifacts_dir: std::path::PathBuf,
-}
-
-fn trained() -> &'static Trained {
-    static T: OnceLock<Trained> = OnceLock::new();
-    T.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap().keep();
-        let tax = Arc::new(Taxonomy::from_csv_reader("mini", TAXONOMY.as_bytes()).unwrap());
-        let jsonl = dir.join("examples.jsonl");
-        let mut lines = String::new();
-        for (code, texts) in EXAMPLES {
-            for t in *texts {
-                lines.push_str(&json!({"text": t, "code": code}).to_string());
-                lines.push('\n');
-            }
-        }
-        std::fs::write(&jsonl, lines).unwrap();
-        let tree = Tree::from_taxonomy(&tax, false).unwrap();
-        let examples =
-            touxiang_training::load_examples_jsonl(&jsonl, &tree, 7, SplitRatios::default())
-                .unwrap();
-        let mut cfg = TrainConfig::new(
-            tree,
-            CorpusSource::Examples {
-                examples,
-                with_names: true,
-            },
-            dir.join("artifacts"),
-        );
-        cfg.seed = 7;
-        cfg.targets.level_precision = 0.9;
-        cfg.targets.auto_precision = 0.9;
-        cfg.targets.min_support = 1;
-        let report = train(&cfg, &E5Embed(model())).expect("train");
-        Trained {
-            taxonomy: tax,
-            artifacts_dir: report.artifact_dir,
-        }
-    })
-}
 
 async fn app_with_classifier() -> (axum::Router, touxiang::AppState) {
-    let t = trained();
-    let cfg = test_config();
-    let a = Artifacts::load(&t.artifacts_dir).unwrap();
-    let m = TaxonomyModel {
-        taxonomy: t.taxonomy.clone(),
-        classifier: Arc::new(a.classifier),
-        artifact_dir: t.artifacts_dir.clone(),
-        exemplars: a.exemplars.map(Arc::new),
-    };
-    let store = touxiang::engine::open_embedded_store(&cfg, 384).unwrap();
-    let version = touxiang_model::Embedder::version(model().as_ref());
-    seed_store(store.as_ref(), &m, &version).await.unwrap();
-    let mut models = HashMap::new();
-    models.insert("mini".to_string(), m);
-    let state = touxiang::AppState::new(cfg.clone(), None);
-    state.install(Engine::new(
-        &cfg,
-        model(),
-        Arc::new(touxiang_text::Segmenter::default()),
-        models,
-        Some(store),
-    ));
+    let state = common::state_with_mini(test_config()).await;
     (touxiang::app(state.clone()), state)
 }
 
@@ -194,7 +43,7 @@ async fn classify_returns_consistent_paths_with_evidence() {
         Some(true),
         "{body}"
     );
-    let tax = &trained().taxonomy;
+    let tax = &common::mini().0;
     let results = body["results"].as_array().unwrap();
     assert_eq!(results.len(), 7);
     for (i, r) in results.iter().enumerate() {

@@ -16,6 +16,7 @@
 //! A label's latency includes embedding its text for the exemplar store (active learning), so
 //! labels and classify share the encoder.
 
+mod common;
 #[path = "support/raw_http.rs"]
 mod raw_http;
 
@@ -26,88 +27,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use serde_json::json;
-use touxiang_datasets::Taxonomy;
 use touxiang_review::{LabelFilter, NewItem, ReviewConfig, ReviewStore};
-
-const MINI: &str = "code,name,parent\nA,农业,\nA1,水稻种植,A\nA2,生猪养殖,A\nC,制造业,\nC1,钢铁冶炼及压延,C\nC2,服装制造,C\nH,餐饮业,\nH1,烧烤小吃,H\n";
-
-const EXAMPLES: &[(&str, &[&str])] = &[
-    (
-        "A1",
-        &[
-            "水稻种植",
-            "购买稻谷种子",
-            "支付水稻化肥款",
-            "早稻插秧及田间管理",
-            "晚稻收割费用",
-            "承包水田种植水稻",
-            "购买育秧盘和稻种",
-            "水稻病虫害防治农药",
-            "粳稻种植基地建设",
-            "糯稻种植",
-        ],
-    ),
-    (
-        "A2",
-        &[
-            "生猪养殖",
-            "购买仔猪",
-            "支付猪饲料货款",
-            "猪舍建设",
-            "母猪养殖场扩建",
-            "购买猪用疫苗",
-            "育肥猪养殖",
-            "生猪存栏扩大",
-            "养猪场粪污处理设备",
-            "种猪引进",
-        ],
-    ),
-    (
-        "C1",
-        &[
-            "采购热轧钢卷",
-            "炼钢原料铁矿石采购",
-            "冷轧板材生产线",
-            "支付废钢货款",
-            "钢坯采购",
-            "螺纹钢生产",
-            "不锈钢管加工",
-            "高炉检修",
-            "购买焦炭用于炼铁",
-            "镀锌钢板加工",
-        ],
-    ),
-    (
-        "C2",
-        &[
-            "服装加工",
-            "采购棉布面料",
-            "针织服装生产",
-            "购买缝纫机",
-            "成衣订单备料",
-            "西装定制生产",
-            "童装生产线",
-            "支付拉链纽扣辅料款",
-            "羽绒服加工",
-            "服装厂工人工资",
-        ],
-    ),
-    (
-        "H1",
-        &[
-            "烤串店装修",
-            "购买冷柜用于烧烤店",
-            "小吃店开业",
-            "烧烤食材采购",
-            "麻辣烫店铺租金",
-            "购买烤炉",
-            "夜市小吃摊位",
-            "煎饼果子摊设备",
-            "烤肉店装修",
-            "小吃店进货",
-        ],
-    ),
-];
 
 const LABELS: &[&str] = &["A1", "A2", "C1", "C2", "H1", "A", "C", "H"];
 
@@ -128,42 +48,7 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 }
 
 fn train_into(data_dir: &std::path::Path) {
-    use touxiang_training::{train, CorpusSource, SplitRatios, TrainConfig, Tree};
-    let tax = Taxonomy::from_csv_reader("mini", MINI.as_bytes()).unwrap();
-    std::fs::create_dir_all(data_dir.join("taxonomies")).unwrap();
-    std::fs::write(data_dir.join("taxonomies/mini.csv"), MINI).unwrap();
-    let jsonl = data_dir.join("examples.jsonl");
-    let lines: String = EXAMPLES
-        .iter()
-        .flat_map(|(c, ts)| {
-            ts.iter()
-                .map(move |t| format!("{}\n", json!({"text": t, "code": c})))
-        })
-        .collect();
-    std::fs::write(&jsonl, lines).unwrap();
-    let tree = Tree::from_taxonomy(&tax, false).unwrap();
-    let examples =
-        touxiang_training::load_examples_jsonl(&jsonl, &tree, 7, SplitRatios::default()).unwrap();
-    let mut cfg = TrainConfig::new(
-        tree,
-        CorpusSource::Examples {
-            examples,
-            with_names: true,
-        },
-        data_dir.join("artifacts"),
-    );
-    cfg.seed = 7;
-    cfg.targets.level_precision = 0.9;
-    cfg.targets.auto_precision = 0.9;
-    cfg.targets.min_support = 1;
-    let model = Arc::new(
-        touxiang_model::E5Model::ensure_and_load(
-            &touxiang_model::test_model_dir(),
-            touxiang_model::Precision::Q4,
-        )
-        .unwrap(),
-    );
-    train(&cfg, &touxiang::engine::E5Embed(model)).expect("train");
+    common::train_mini(data_dir);
 }
 
 #[test]
@@ -186,7 +71,10 @@ fn reviewers_label_while_classify_runs() {
         for i in 0..n_items {
             let mut it = NewItem::new(
                 "default",
-                &format!("贷款用途第{i}条：{}", EXAMPLES[i % 5].1[i % 10]),
+                &format!(
+                    "贷款用途第{i}条：{}",
+                    common::MINI_EXAMPLES[i % 5].1[i % 10]
+                ),
                 "mini",
                 (i % 97) as f64 / 97.0,
             );
@@ -235,7 +123,7 @@ fn reviewers_label_while_classify_runs() {
                     std::thread::sleep(w);
                 }
                 k += 1;
-                let (_, ts) = EXAMPLES[k as usize % 5];
+                let (_, ts) = common::MINI_EXAMPLES[k as usize % 5];
                 let text = format!("{}及相关支出{k}", ts[k as usize % 10]);
                 let t = Instant::now();
                 let r = raw_http::request(
