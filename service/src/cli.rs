@@ -209,6 +209,24 @@ pub fn spawn_loading(state: AppState) {
         match load_engine(&cfg).await {
             Ok(engine) => {
                 state.install(engine);
+                // Exemplars shipped as texts only are embedded after readiness, in the background.
+                let s2 = state.clone();
+                tokio::spawn(async move {
+                    let Ok(e) = s2.engine() else { return };
+                    let Some(store) = e.store.clone() else { return };
+                    for m in e.models.values() {
+                        if let Err(err) = crate::engine::seed_store_from_texts(
+                            store.as_ref(),
+                            m,
+                            &e.model,
+                            &e.queue,
+                        )
+                        .await
+                        {
+                            tracing::warn!(error = %format!("{err:#}"), "seeding shipped exemplars failed");
+                        }
+                    }
+                });
                 tracing::info!(
                     secs = t.elapsed().as_secs_f64(),
                     "model, classifiers and exemplar store loaded; ready"

@@ -214,3 +214,76 @@ pub fn load_labeler(cfg: &Config, taxonomy: &str) -> anyhow::Result<Arc<dyn Labe
 pub fn display(p: &Path) -> String {
     p.display().to_string()
 }
+
+/// One line of an artifact's `exemplars.jsonl`.
+#[derive(serde::Deserialize)]
+struct ExemplarLine {
+    text: String,
+    code: String,
+    source: String,
+}
+
+/// Artifacts committed to the repository carry the exemplar texts (`exemplars.jsonl`) but not
+/// their vectors (too large to commit). Embed those once, in the background after start, and
+/// upsert them; the store persists them, so later starts skip this. Neighbours fill in as it
+/// runs. Returns how many exemplars were added.
+pub async fn seed_store_from_texts(
+    store: &dyn VectorStore,
+    m: &TaxonomyModel,
+    model: &E5Model,
+    queue: &crate::queue::EmbedQueue,
+) -> anyhow::Result<usize> {
+    if m.exemplars.is_some() {
+        return Ok(0);
+    }
+    let path = m.artifact_dir.join("exemplars.jsonl");
+    let Ok(content) = std::fs::read_to_string(&path) else {
+        return Ok(0);
+    };
+    let lines: Vec<ExemplarLine> = content
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("reading {}", path.display()))?;
+    let tax = m.taxonomy.id().to_string();
+    let version = Embedder::version(model);
+    let filter = Filter {
+        taxonomy: Some(tax.clone()),
+        model_version: Some(version.clone()),
+        ..Filter::default()
+    };
+    if store.count(&filter).await? as usize >= lines.len() {
+        return Ok(0);
+    }
+    tracing::info!(taxonomy = %tax, exemplars = lines.len(), "embedding shipped exemplars into the store (first start only)");
+    let mut added = 0;
+    for chunk in lines.chunks(256) {
+        let texts: Vec<String> = chunk.iter().map(|l| encoder_text(&l.text)).collect();
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let ids = model.tokenize(&refs, Kind::Query)?;
+        let vectors = queue.embed(ids).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let now = Utc::now();
+        let points = chunk
+            .iter()
+            .zip(vectors)
+            .map(|(l, v)| Point {
+                id: point_id(&tax, &l.source, &l.text),
+                vector: v,
+                payload: Payload {
+                    text: l.text.clone(),
+                    code: l.code.clone(),
+                    taxonomy: tax.clone(),
+                    source: l.source.clone(),
+                    reviewer: None,
+                    created_at: now,
+                    model_version: version.clone(),
+                },
+            })
+            .collect::<Vec<_>>();
+        added += points.len();
+        store.upsert(points).await?;
+    }
+    tracing::info!(taxonomy = %tax, exemplars = added, "shipped exemplars embedded");
+    Ok(added)
+}
