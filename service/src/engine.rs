@@ -258,7 +258,8 @@ pub async fn seed_store_from_texts(
     }
     tracing::info!(taxonomy = %tax, exemplars = lines.len(), "embedding shipped exemplars into the store (first start only)");
     let mut added = 0;
-    for chunk in lines.chunks(256) {
+    // Small chunks: classify requests queue behind at most one of them.
+    for chunk in lines.chunks(32) {
         let texts: Vec<String> = chunk.iter().map(|l| encoder_text(&l.text)).collect();
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         let ids = model.tokenize(&refs, Kind::Query)?;
