@@ -46,6 +46,9 @@ pub struct TaxonomyModel {
     pub artifact_dir: PathBuf,
     /// Training exemplars kept in memory (used by CLI labelers; the service uses the store).
     pub exemplars: Option<Arc<touxiang_training::ExemplarIndex>>,
+    /// True once the store holds this model's training exemplars. Until then classify uses the
+    /// heads-only calibration: a vote over a partly seeded store would be miscalibrated.
+    pub neighbors_ready: std::sync::atomic::AtomicBool,
 }
 
 /// Directories searched for trained artifacts, in order: the configured one,
@@ -105,6 +108,7 @@ pub fn load_models(
             TaxonomyModel {
                 taxonomy: tax,
                 classifier: Arc::new(a.classifier),
+                neighbors_ready: std::sync::atomic::AtomicBool::new(a.exemplars.is_some()),
                 artifact_dir: dir,
                 exemplars: a.exemplars.map(Arc::new),
             },
@@ -233,11 +237,17 @@ pub async fn seed_store_from_texts(
     model: &E5Model,
     queue: &crate::queue::EmbedQueue,
 ) -> anyhow::Result<usize> {
+    let ready = |m: &TaxonomyModel| {
+        m.neighbors_ready
+            .store(true, std::sync::atomic::Ordering::SeqCst)
+    };
     if m.exemplars.is_some() {
+        ready(m);
         return Ok(0);
     }
     let path = m.artifact_dir.join("exemplars.jsonl");
     let Ok(content) = std::fs::read_to_string(&path) else {
+        ready(m);
         return Ok(0);
     };
     let lines: Vec<ExemplarLine> = content
@@ -254,6 +264,7 @@ pub async fn seed_store_from_texts(
         ..Filter::default()
     };
     if store.count(&filter).await? as usize >= lines.len() {
+        ready(m);
         return Ok(0);
     }
     tracing::info!(taxonomy = %tax, exemplars = lines.len(), "embedding shipped exemplars into the store (first start only)");
@@ -285,6 +296,7 @@ pub async fn seed_store_from_texts(
         added += points.len();
         store.upsert(points).await?;
     }
+    ready(m);
     tracing::info!(taxonomy = %tax, exemplars = added, "shipped exemplars embedded");
     Ok(added)
 }

@@ -164,8 +164,9 @@ pub async fn classify(
         ..Filter::default()
     };
     let mut neighbors: Vec<Vec<Neighbor>> = Vec::with_capacity(embeddings.len());
-    let mut available = engine.store.is_some();
-    if let Some(store) = &engine.store {
+    let seeded = tm.neighbors_ready.load(std::sync::atomic::Ordering::SeqCst);
+    let mut available = engine.store.is_some() && seeded;
+    if let (Some(store), true) = (&engine.store, seeded) {
         for e in &embeddings {
             match store.search(e, k, &filter).await {
                 Ok(hits) => neighbors.push(
