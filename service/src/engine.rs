@@ -126,6 +126,31 @@ pub fn api_source(source: &str) -> &'static str {
     }
 }
 
+/// A training exemplar as a store point (id stable over taxonomy, source and text).
+fn seed_point(
+    taxonomy: &str,
+    text: &str,
+    code: &str,
+    source: &str,
+    vector: Vec<f32>,
+    created_at: chrono::DateTime<Utc>,
+    model_version: &str,
+) -> Point {
+    Point {
+        id: point_id(taxonomy, source, text),
+        vector,
+        payload: Payload {
+            text: text.to_string(),
+            code: code.to_string(),
+            taxonomy: taxonomy.to_string(),
+            source: source.to_string(),
+            reviewer: None,
+            created_at,
+            model_version: model_version.to_string(),
+        },
+    }
+}
+
 /// Make sure the store holds the training exemplars of `m` (first start, or after retraining).
 pub async fn seed_store(
     store: &dyn VectorStore,
@@ -158,18 +183,16 @@ pub async fn seed_store(
     for chunk in (0..ix.len()).collect::<Vec<_>>().chunks(2048) {
         let points = chunk
             .iter()
-            .map(|&i| Point {
-                id: point_id(&tax, &ix.sources[i], &ix.texts[i]),
-                vector: rows[i].clone(),
-                payload: Payload {
-                    text: ix.texts[i].clone(),
-                    code: ix.codes[i].clone(),
-                    taxonomy: tax.clone(),
-                    source: ix.sources[i].clone(),
-                    reviewer: None,
-                    created_at: now,
-                    model_version: model_version.to_string(),
-                },
+            .map(|&i| {
+                seed_point(
+                    &tax,
+                    &ix.texts[i],
+                    &ix.codes[i],
+                    &ix.sources[i],
+                    rows[i].clone(),
+                    now,
+                    model_version,
+                )
             })
             .collect::<Vec<_>>();
         n += points.len();
@@ -279,19 +302,7 @@ pub async fn seed_store_from_texts(
         let points = chunk
             .iter()
             .zip(vectors)
-            .map(|(l, v)| Point {
-                id: point_id(&tax, &l.source, &l.text),
-                vector: v,
-                payload: Payload {
-                    text: l.text.clone(),
-                    code: l.code.clone(),
-                    taxonomy: tax.clone(),
-                    source: l.source.clone(),
-                    reviewer: None,
-                    created_at: now,
-                    model_version: version.clone(),
-                },
-            })
+            .map(|(l, v)| seed_point(&tax, &l.text, &l.code, &l.source, v, now, &version))
             .collect::<Vec<_>>();
         added += points.len();
         store.upsert(points).await?;
