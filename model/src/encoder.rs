@@ -1,9 +1,14 @@
 //! The XLM-R (BERT-style) encoder of multilingual-e5-small on candle.
 //!
-//! Linear layers keep the file's 4-bit blocks as candle `Q4_0` tensors, so matmuls run quantized
-//! (activations are quantized per 32-block to Q8_0 inside candle, as in GGML). [`Precision::F32`]
-//! dequantizes every matrix once at load and runs plain f32 matmuls: the path used to check the
-//! quantized one.
+//! Three paths over the same stored weights:
+//! * [`Precision::Q4`] (serving): [`crate::packed`], 4-bit weights × 8-bit activations in the
+//!   lane-packed kernel of [`crate::kernel`], no padding, fused epilogues.
+//! * [`Precision::CandleQ4`]: the candle graph below with the 4-bit blocks as candle `Q4_0`
+//!   tensors (`QMatMul`, activations quantized to Q8_0 inside candle, as in GGML) — the first
+//!   implementation, kept as a second quantized path to compare with (it measured ~3× slower
+//!   than the wheel's C engine, see README "Encoder speed").
+//! * [`Precision::F32`]: every matrix dequantized once at load and run as plain f32 matmuls in
+//!   the same candle graph — the path used to check the quantized ones.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -12,14 +17,17 @@ use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 
 use crate::e5s1::{E5s1, StoredDType, Q4_0_BLOCK_BYTES};
+use crate::packed::PackedEncoder;
 use crate::ModelError;
 
 /// How linear layers compute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Precision {
-    /// 4-bit weights × 8-bit activations (the serving path).
+    /// 4-bit weights × 8-bit activations in the packed kernel (the serving path).
     #[default]
     Q4,
+    /// 4-bit weights as candle `QMatMul`s in the candle graph.
+    CandleQ4,
     /// Weights dequantized to f32 once (reference path; ~7× the weight memory).
     F32,
 }
@@ -39,7 +47,7 @@ impl Linear {
     ) -> Result<Self, ModelError> {
         let w = qtensor(f, &format!("{name}.w"), out, inp)?;
         let w = match p {
-            Precision::Q4 => QMatMul::from_arc(Arc::new(w))?,
+            Precision::Q4 | Precision::CandleQ4 => QMatMul::from_arc(Arc::new(w))?,
             Precision::F32 => QMatMul::Tensor(w.dequantize(&Device::Cpu)?),
         };
         let b = Tensor::from_vec(f.f32s(&format!("{name}.b"), out)?, out, &Device::Cpu)?;
@@ -87,8 +95,68 @@ fn qtensor(f: &E5s1, name: &str, rows: usize, cols: usize) -> Result<QTensor, Mo
     Ok(QTensor::new(storage, (rows, cols))?)
 }
 
-/// The 12-layer encoder with mean pooling.
+/// The 12-layer encoder with mean pooling, on whichever path [`Precision`] selects.
 pub struct Encoder {
+    imp: Imp,
+    hidden: usize,
+    max_positions: usize,
+    precision: Precision,
+}
+
+enum Imp {
+    Candle(Box<CandleEncoder>),
+    Packed(Box<PackedEncoder>),
+}
+
+impl Encoder {
+    /// Build the encoder from a parsed E5S1 file. Weight bytes are copied out of `f`.
+    pub fn load(f: &E5s1, precision: Precision) -> Result<Self, ModelError> {
+        let imp = match precision {
+            Precision::Q4 => Imp::Packed(Box::new(PackedEncoder::load(f)?)),
+            Precision::CandleQ4 | Precision::F32 => {
+                Imp::Candle(Box::new(CandleEncoder::load(f, precision)?))
+            }
+        };
+        Ok(Self {
+            imp,
+            hidden: f.header.hidden,
+            max_positions: f.header.max_positions,
+            precision,
+        })
+    }
+
+    /// Embedding width.
+    pub fn hidden(&self) -> usize {
+        self.hidden
+    }
+
+    /// Longest input (incl. `<s>`/`</s>`) the position table allows.
+    pub fn max_positions(&self) -> usize {
+        self.max_positions
+    }
+
+    /// Which path the linear layers take.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// Mean-pooled (not yet normalised) embeddings of a batch of token-id sequences. Each
+    /// sequence must be 1..=max_positions long.
+    pub fn forward(&self, batch: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, ModelError> {
+        match &self.imp {
+            Imp::Candle(e) => e.forward(batch),
+            Imp::Packed(e) => e.forward(batch),
+        }
+    }
+
+    /// Whether sequences of different lengths share a forward pass without padding cost.
+    pub fn packs_sequences(&self) -> bool {
+        matches!(self.imp, Imp::Packed(_))
+    }
+}
+
+/// The candle graph (padded batches with an attention mask).
+struct CandleEncoder {
     word: QTensor,
     pos: Tensor,
     type0: Tensor,
@@ -98,12 +166,10 @@ pub struct Encoder {
     heads: usize,
     max_positions: usize,
     eps: f32,
-    precision: Precision,
 }
 
-impl Encoder {
-    /// Build the encoder from a parsed E5S1 file. Weight bytes are copied out of `f`.
-    pub fn load(f: &E5s1, precision: Precision) -> Result<Self, ModelError> {
+impl CandleEncoder {
+    fn load(f: &E5s1, precision: Precision) -> Result<Self, ModelError> {
         let h = f.header;
         let (hd, ff) = (h.hidden, h.ffn);
         let word = qtensor(f, "emb.word", h.vocab, hd)?;
@@ -139,28 +205,11 @@ impl Encoder {
             heads: h.heads,
             max_positions: h.max_positions,
             eps: h.eps as f32,
-            precision,
         })
     }
 
-    /// Embedding width.
-    pub fn hidden(&self) -> usize {
-        self.hidden
-    }
-
-    /// Longest input (incl. `<s>`/`</s>`) the position table allows.
-    pub fn max_positions(&self) -> usize {
-        self.max_positions
-    }
-
-    /// Which path the linear layers take.
-    pub fn precision(&self) -> Precision {
-        self.precision
-    }
-
-    /// Mean-pooled (not yet normalised) embeddings of a batch of token-id sequences, padded here
-    /// to the longest one with an attention mask. Each sequence must be 1..=max_positions long.
-    pub fn forward(&self, batch: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, ModelError> {
+    /// Padded to the longest sequence with an attention mask.
+    fn forward(&self, batch: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, ModelError> {
         let b = batch.len();
         if b == 0 {
             return Ok(Vec::new());

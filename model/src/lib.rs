@@ -10,14 +10,18 @@ pub mod bench;
 pub mod e5s1;
 pub mod encoder;
 pub mod fetch;
+pub mod kernel;
+pub mod packed;
+pub mod tokenize;
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+use tokenizers::{TruncationDirection, TruncationParams, TruncationStrategy};
 
 pub use encoder::{Encoder, Precision};
 pub use fetch::ModelFiles;
+pub use tokenize::E5Tokenizer;
 
 /// The model name reported by the API.
 pub const MODEL_ID: &str = "multilingual-e5-small-q4";
@@ -89,13 +93,14 @@ pub trait Embedder: Send + Sync {
 
 /// Tokenizer + encoder.
 pub struct E5Model {
-    tokenizer: Tokenizer,
+    tokenizer: E5Tokenizer,
     encoder: Encoder,
     version: String,
-    /// Token budget of one forward pass in [`E5Model::embed_texts`] (padded tokens).
+    /// Token budget of one forward pass in [`E5Model::embed_texts`] (incl. padding on the candle
+    /// paths); bounds the activation memory of a pass (~17 kB per token on the packed path).
     pub max_batch_tokens: usize,
-    /// Most sequences in one forward pass: small batches of similar length waste less on
-    /// padding and keep the attention matrices small.
+    /// Most sequences in one padded forward pass (candle paths only): small batches of similar
+    /// length waste less on padding and keep the attention matrices small.
     pub max_batch_sequences: usize,
 }
 
@@ -115,8 +120,7 @@ impl E5Model {
             unsafe { memmap2::Mmap::map(&file) }.map_err(|e| ModelError::io(&files.weights, e))?;
         let parsed = e5s1::E5s1::parse(&map)?;
         let encoder = Encoder::load(&parsed, precision)?;
-        let mut tokenizer = Tokenizer::from_file(&files.tokenizer)
-            .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+        let mut tokenizer = tokenize::load(&files.tokenizer)?;
         tokenizer
             .with_truncation(Some(TruncationParams {
                 max_length: encoder.max_positions(),
@@ -127,11 +131,16 @@ impl E5Model {
             .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
         tokenizer.with_padding(None);
         let version = format!("{MODEL_ID}@{}", &fetch::WEIGHTS.file_sha256[..12]);
+        let max_batch_tokens = if encoder.packs_sequences() {
+            2048
+        } else {
+            4096
+        };
         Ok(Self {
             tokenizer,
             encoder,
             version,
-            max_batch_tokens: 4096,
+            max_batch_tokens,
             max_batch_sequences: 32,
         })
     }
@@ -181,15 +190,24 @@ impl E5Model {
         let mut start = 0;
         while start < order.len() {
             let mut end = start + 1;
-            // Only sequences of one length share a pass: padded mixed-length batches measured
-            // slower per text than single texts (`examples/scaling.rs`), equal-length ones faster.
-            let len = ids[order[start]].len();
-            while end < order.len()
-                && end - start < self.max_batch_sequences
-                && ids[order[end]].len() == len
-                && len * (end - start + 1) <= self.max_batch_tokens
-            {
-                end += 1;
+            if self.encoder.packs_sequences() {
+                // Sequences are concatenated without padding: fill the token budget.
+                let mut tokens = ids[order[start]].len();
+                while end < order.len() && tokens + ids[order[end]].len() <= self.max_batch_tokens {
+                    tokens += ids[order[end]].len();
+                    end += 1;
+                }
+            } else {
+                // Candle graph: only sequences of one length share a pass (padded mixed-length
+                // batches measured slower per text than single texts, `examples/scaling.rs`).
+                let len = ids[order[start]].len();
+                while end < order.len()
+                    && end - start < self.max_batch_sequences
+                    && ids[order[end]].len() == len
+                    && len * (end - start + 1) <= self.max_batch_tokens
+                {
+                    end += 1;
+                }
             }
             let batch: Vec<Vec<u32>> = order[start..end].iter().map(|&i| ids[i].clone()).collect();
             for (k, v) in self.embed_ids(&batch)?.into_iter().enumerate() {

@@ -111,3 +111,8 @@ fn batching_does_not_change_embeddings() {
         "query/passage prefixes not applied"
     );
 }
+
+#[test]
+fn candle_quantized_path_matches_references() {
+    check(Precision::CandleQ4);
+}
