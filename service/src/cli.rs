@@ -322,8 +322,10 @@ fn bench_embed(
     let rss_loaded = touxiang_model::bench::rss_mib();
     let r = touxiang_model::bench::bench_embed(&m, &lines, single)?;
     println!(
-        "touxiang (candle, Q4_0): {} texts, mean {:.1} tokens",
-        r.texts, r.mean_tokens
+        "touxiang (packed Q4_0×Q8_0 kernel, {:?}): {} texts, mean {:.1} tokens",
+        touxiang_model::kernel::Isa::detect(),
+        r.texts,
+        r.mean_tokens
     );
     println!(
         "  model load {load_s:.2}s, RSS after load {rss_loaded:.0} MiB, peak RSS {:.0} MiB",

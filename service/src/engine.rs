@@ -292,12 +292,15 @@ pub async fn seed_store_from_texts(
     }
     tracing::info!(taxonomy = %tax, exemplars = lines.len(), "embedding shipped exemplars into the store (first start only)");
     let mut added = 0;
-    // Small chunks: classify requests queue behind at most one of them.
-    for chunk in lines.chunks(32) {
+    // Small background jobs: a classify request waits behind at most one of them.
+    for chunk in lines.chunks(8) {
         let texts: Vec<String> = chunk.iter().map(|l| encoder_text(&l.text)).collect();
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         let ids = model.tokenize(&refs, Kind::Query)?;
-        let vectors = queue.embed(ids).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let vectors = queue
+            .embed_background(ids)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let now = Utc::now();
         let points = chunk
             .iter()

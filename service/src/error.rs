@@ -108,7 +108,10 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, field) = self.parts();
-        if status.is_server_error() {
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // Expected while loading: readiness probes poll until ready.
+            tracing::debug!(%status, error = %self, "not ready");
+        } else if status.is_server_error() {
             tracing::error!(%status, error = %self, "request failed");
         }
         let body = ErrorBody {

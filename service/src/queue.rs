@@ -1,7 +1,11 @@
 //! The embedding request queue: requests from many clients are batched into shared forward
 //! passes (like text-embeddings-inference). The queue is bounded by *tokens*: a request that
 //! would push the queued total past the limit is refused at once (429) instead of growing memory.
+//! Background work (embedding shipped exemplars on a first start, replays) goes through the same
+//! worker at lower priority: it runs only when no request waits, one small job at a time, so a
+//! request waits behind at most one background job.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -16,6 +20,7 @@ struct Job {
     ids: Vec<Vec<u32>>,
     tokens: usize,
     enqueued: Instant,
+    background: bool,
     reply: oneshot::Sender<Result<Vec<Vec<f32>>, String>>,
 }
 
@@ -52,7 +57,40 @@ impl EmbedQueue {
 
     /// Embed pre-tokenized sequences; waits for the batch that carries them.
     pub async fn embed(&self, ids: Vec<Vec<u32>>) -> Result<Vec<Vec<f32>>, ApiError> {
+        self.submit(ids, false).await
+    }
+
+    /// Embed at background priority: served only when no request is waiting. Callers submit
+    /// one small job at a time (it is not counted against the queue limit, never refused).
+    pub async fn embed_background(&self, ids: Vec<Vec<u32>>) -> Result<Vec<Vec<f32>>, ApiError> {
+        self.submit(ids, true).await
+    }
+
+    async fn submit(
+        &self,
+        ids: Vec<Vec<u32>>,
+        background: bool,
+    ) -> Result<Vec<Vec<f32>>, ApiError> {
         let tokens: usize = ids.iter().map(Vec::len).sum();
+        if background {
+            let (reply, rx) = oneshot::channel();
+            let job = Job {
+                ids,
+                tokens: 0,
+                enqueued: Instant::now(),
+                background,
+                reply,
+            };
+            self.tx
+                .send(job)
+                .map_err(|_| ApiError::Backend("embedding worker stopped".into()))?;
+            return match rx.await {
+                Ok(r) => r.map_err(|e| ApiError::Backend(format!("embedding failed: {e}"))),
+                Err(_) => Err(ApiError::Backend(
+                    "embedding worker dropped the request".into(),
+                )),
+            };
+        }
         if tokens > self.max_queue_tokens {
             return Err(ApiError::PayloadTooLarge(format!(
                 "request holds {tokens} tokens, more than the queue limit of {}",
@@ -74,6 +112,7 @@ impl EmbedQueue {
             ids,
             tokens,
             enqueued: Instant::now(),
+            background,
             reply,
         };
         if self.tx.send(job).is_err() {
@@ -89,24 +128,61 @@ impl EmbedQueue {
     }
 }
 
+fn push(j: Job, fg: &mut VecDeque<Job>, bg: &mut VecDeque<Job>) {
+    if j.background {
+        bg.push_back(j)
+    } else {
+        fg.push_back(j)
+    }
+}
+
+/// Requests first, oldest first, up to one batch worth of tokens (at least one job); when no
+/// request waits, one background job.
+fn next_batch(fg: &mut VecDeque<Job>, bg: &mut VecDeque<Job>, max_batch_tokens: usize) -> Vec<Job> {
+    let mut jobs: Vec<Job> = Vec::new();
+    let mut tokens = 0;
+    while let Some(j) = fg.front() {
+        if !jobs.is_empty() && tokens + j.tokens > max_batch_tokens {
+            break;
+        }
+        tokens += j.tokens;
+        jobs.extend(fg.pop_front());
+    }
+    if jobs.is_empty() {
+        jobs.extend(bg.pop_front());
+    }
+    jobs
+}
+
 fn worker(
     model: Arc<E5Model>,
     rx: mpsc::Receiver<Job>,
     queued: Arc<AtomicUsize>,
     max_batch_tokens: usize,
 ) {
-    while let Ok(first) = rx.recv() {
-        let mut jobs = vec![first];
-        let mut tokens = jobs[0].tokens;
-        // Take whatever else is already waiting, up to one batch worth of tokens.
-        while tokens < max_batch_tokens {
-            match rx.try_recv() {
-                Ok(j) => {
-                    tokens += j.tokens;
-                    jobs.push(j);
-                }
-                Err(_) => break,
+    let (mut fg, mut bg) = (VecDeque::new(), VecDeque::new());
+    let mut open = true;
+    loop {
+        if fg.is_empty() && bg.is_empty() {
+            match rx.recv() {
+                Ok(j) => push(j, &mut fg, &mut bg),
+                Err(_) => return,
             }
+        }
+        // Take whatever else is already waiting.
+        while open {
+            match rx.try_recv() {
+                Ok(j) => push(j, &mut fg, &mut bg),
+                Err(mpsc::TryRecvError::Empty) => break,
+                Err(mpsc::TryRecvError::Disconnected) => open = false,
+            }
+        }
+        let jobs = next_batch(&mut fg, &mut bg, max_batch_tokens);
+        if jobs.is_empty() {
+            if !open {
+                return;
+            }
+            continue;
         }
         let all: Vec<Vec<u32>> = jobs.iter().flat_map(|j| j.ids.iter().cloned()).collect();
         let started = Instant::now();
@@ -129,5 +205,52 @@ fn worker(
             let _ = j.reply.send(r);
         }
         metrics::gauge!("touxiang_queue_tokens").set(queued.load(Ordering::Relaxed) as f64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(tokens: usize, background: bool) -> Job {
+        Job {
+            ids: vec![vec![0; tokens]],
+            tokens,
+            enqueued: Instant::now(),
+            background,
+            reply: oneshot::channel().0,
+        }
+    }
+
+    #[test]
+    fn requests_go_before_background_work_and_batches_respect_the_token_budget() {
+        let (mut fg, mut bg) = (VecDeque::new(), VecDeque::new());
+        for j in [
+            job(5, true),
+            job(40, false),
+            job(50, false),
+            job(30, false),
+            job(7, true),
+        ] {
+            push(j, &mut fg, &mut bg);
+        }
+        let sizes = |v: Vec<Job>| {
+            v.iter()
+                .map(|j| (j.tokens, j.background))
+                .collect::<Vec<_>>()
+        };
+        // 40 + 50 fit a 100-token batch, 30 does not.
+        assert_eq!(
+            sizes(next_batch(&mut fg, &mut bg, 100)),
+            vec![(40, false), (50, false)]
+        );
+        assert_eq!(sizes(next_batch(&mut fg, &mut bg, 100)), vec![(30, false)]);
+        // No request left: one background job at a time, in order.
+        assert_eq!(sizes(next_batch(&mut fg, &mut bg, 100)), vec![(5, true)]);
+        push(job(200, false), &mut fg, &mut bg);
+        // A request larger than the budget still runs (alone), ahead of the background job.
+        assert_eq!(sizes(next_batch(&mut fg, &mut bg, 100)), vec![(200, false)]);
+        assert_eq!(sizes(next_batch(&mut fg, &mut bg, 100)), vec![(7, true)]);
+        assert!(next_batch(&mut fg, &mut bg, 100).is_empty());
     }
 }
