@@ -226,6 +226,16 @@ pub fn spawn_loading(state: AppState) {
                             tracing::warn!(error = %format!("{err:#}"), "seeding shipped exemplars failed");
                         }
                     }
+                    match crate::review::replay_reviewed(&s2).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(
+                            points = n,
+                            "reviewed labels replayed into the exemplar store"
+                        ),
+                        Err(err) => {
+                            tracing::warn!(error = %format!("{err:#}"), "replaying reviewed labels failed")
+                        }
+                    }
                 });
                 tracing::info!(
                     secs = t.elapsed().as_secs_f64(),

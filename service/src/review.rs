@@ -27,8 +27,8 @@ use chrono::Utc;
 use serde_json::json;
 use touxiang_datasets::{Decision, Taxonomy, TaxonomyRegistry};
 use touxiang_review::{
-    review_reason, FinalLabel, NewItem, ReviewConfig, ReviewError, ReviewStore, Sampler,
-    TaxonomyLookup,
+    review_reason, FinalLabel, LabelFilter, NewItem, ReviewConfig, ReviewError, ReviewStore,
+    Sampler, TaxonomyLookup,
 };
 use touxiang_training::Neighbor;
 use touxiang_vectors::{point_id, Payload, Point};
@@ -358,19 +358,7 @@ pub async fn add_exemplar(s: &AppState, label: &FinalLabel) -> ExemplarStatus {
             return ExemplarStatus::Unavailable;
         }
     };
-    let point = Point {
-        id: point_id(&label.taxonomy, "reviewed", &label.text),
-        vector,
-        payload: Payload {
-            text: label.text.clone(),
-            code: label.code.clone(),
-            taxonomy: label.taxonomy.clone(),
-            source: "reviewed".into(),
-            reviewer: Some(label.reviewer.clone()),
-            created_at: label.labeled_at,
-            model_version: engine.model_version(),
-        },
-    };
+    let point = reviewed_point(label, vector, engine.model_version());
     match store.upsert(vec![point]).await {
         Ok(()) => {
             metrics::counter!("touxiang_review_exemplars_added_total").increment(1);
@@ -381,6 +369,84 @@ pub async fn add_exemplar(s: &AppState, label: &FinalLabel) -> ExemplarStatus {
             tracing::warn!(review_id = %label.review_id, error = %e, "reviewed label not added to the exemplar store; it stays in the review store");
             ExemplarStatus::Unavailable
         }
+    }
+}
+
+/// Replay final labels the exemplar store lacks (a label acknowledged while the model, the
+/// store or the process was down). Compares, per loaded taxonomy, the distinct reviewed texts
+/// in the review store with the reviewed points the store holds for the serving encoder, and
+/// when fewer are there re-embeds (background priority) and upserts them all — idempotent, as
+/// point ids derive from (taxonomy, text). Returns how many points were written.
+pub async fn replay_reviewed(s: &AppState) -> anyhow::Result<usize> {
+    let engine = s.engine().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let Some(store) = engine.store.clone() else {
+        return Ok(0);
+    };
+    let ctx = s.review().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut written = 0;
+    for taxonomy in engine.models.keys() {
+        let filter = LabelFilter {
+            taxonomy: Some(taxonomy.clone()),
+            ..LabelFilter::default()
+        };
+        let st = ctx.store.clone();
+        let labels = tokio::task::spawn_blocking(move || st.final_labels(&filter)).await??;
+        // Latest label per text wins (the same text re-labeled keeps one point).
+        let mut latest: std::collections::BTreeMap<String, FinalLabel> = Default::default();
+        for l in labels {
+            latest.insert(l.text.clone(), l);
+        }
+        let have = store
+            .count(&touxiang_vectors::Filter {
+                taxonomy: Some(taxonomy.clone()),
+                sources: Some(vec!["reviewed".into()]),
+                model_version: Some(engine.model_version()),
+                code_prefix: None,
+            })
+            .await?;
+        if have as usize >= latest.len() {
+            continue;
+        }
+        tracing::info!(%taxonomy, labels = latest.len(), in_store = have, "replaying reviewed labels into the exemplar store");
+        let labels: Vec<FinalLabel> = latest.into_values().collect();
+        for chunk in labels.chunks(8) {
+            let texts: Vec<String> = chunk
+                .iter()
+                .map(|l| crate::engine::encoder_text(&l.text))
+                .collect();
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let ids = engine.model.tokenize(&refs, touxiang_model::Kind::Query)?;
+            let vectors = engine
+                .queue
+                .embed_background(ids)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let points = chunk
+                .iter()
+                .zip(vectors)
+                .map(|(l, vector)| reviewed_point(l, vector, engine.model_version()))
+                .collect::<Vec<_>>();
+            written += points.len();
+            store.upsert(points).await?;
+        }
+    }
+    Ok(written)
+}
+
+/// The exemplar-store point of a final label.
+fn reviewed_point(label: &FinalLabel, vector: Vec<f32>, model_version: String) -> Point {
+    Point {
+        id: point_id(&label.taxonomy, "reviewed", &label.text),
+        vector,
+        payload: Payload {
+            text: label.text.clone(),
+            code: label.code.clone(),
+            taxonomy: label.taxonomy.clone(),
+            source: "reviewed".into(),
+            reviewer: Some(label.reviewer.clone()),
+            created_at: label.labeled_at,
+            model_version,
+        },
     }
 }
 

@@ -429,3 +429,49 @@ async fn without_qa_sampling_only_review_decisions_or_disagreements_are_routed()
         .sum();
     assert_eq!(pending, routed, "{st}");
 }
+
+#[tokio::test]
+async fn labels_that_missed_the_exemplar_store_are_replayed_once() {
+    let s = state_with_classifier(0.0).await;
+    let ctx = s.review().unwrap();
+    let reviewed = [
+        ("承包鱼塘养殖草鱼和鲢鱼", "A"),
+        ("采购热轧钢卷用于转售", "C1"),
+    ];
+    // Labels written straight to the review store, as when the model or the exemplar store
+    // was down (or the process died) between the label's commit and its upsert.
+    for (text, code) in reviewed {
+        let mut it = NewItem::new("default", text, "mini", 0.9);
+        it.double_review = Some(false);
+        let id = ctx.store.enqueue(&it, Utc::now()).unwrap();
+        let c = ctx
+            .store
+            .claim("default", "r1", ctx.lease_ttl, Utc::now())
+            .unwrap()
+            .expect("claimable");
+        assert_eq!(c.review_id, id);
+        ctx.store
+            .label(&id, "r1", code, None, &ctx.lookup(&s), Utc::now())
+            .unwrap();
+    }
+    let engine = s.engine().unwrap();
+    let store = engine.store.clone().unwrap();
+    let reviewed_filter = touxiang_vectors::Filter {
+        taxonomy: Some("mini".into()),
+        sources: Some(vec!["reviewed".into()]),
+        ..Default::default()
+    };
+    assert_eq!(store.count(&reviewed_filter).await.unwrap(), 0);
+    assert_eq!(touxiang::review::replay_reviewed(&s).await.unwrap(), 2);
+    assert_eq!(store.count(&reviewed_filter).await.unwrap(), 2);
+    // Nothing missing any more: a second start writes nothing.
+    assert_eq!(touxiang::review::replay_reviewed(&s).await.unwrap(), 0);
+    // And the replayed label is a neighbour of a similar text.
+    let res = classify(&touxiang::app(s.clone()), &["鱼塘养殖草鱼鲢鱼的饲料款"]).await;
+    let nb = res[0]["neighbors"].as_array().unwrap();
+    assert!(
+        nb.iter()
+            .any(|n| n["source"] == "reviewed" && n["text"] == reviewed[0].0),
+        "{nb:?}"
+    );
+}

@@ -1201,6 +1201,16 @@ impl ReviewStore {
         Ok(n)
     }
 
+    /// Final labels matching `filter`, oldest first.
+    pub fn final_labels(&self, filter: &LabelFilter) -> Result<Vec<FinalLabel>, ReviewError> {
+        let mut out = Vec::new();
+        self.for_each_final(filter, |l| {
+            out.push(l);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
     fn for_each_final(
         &self,
         filter: &LabelFilter,
