@@ -252,38 +252,9 @@ impl PackedLinear {
         acts.q.resize(tokens * n, 0);
         acts.d.resize(tokens * lanes, 0.0);
         acts.init.resize(tokens * lanes, 0);
-        let lay = &self.layout;
         type Row<'a> = (((&'a [f32], &'a mut [i8]), &'a mut [f32]), &'a mut [i32]);
-        let work = |(((row, q), d), init): Row| {
-            let mut natural = [0i8; 4096];
-            let natural = &mut natural[..n];
-            let mut bscale = [0f32; 128];
-            for (b, (xs, qs)) in row
-                .chunks_exact(QK)
-                .zip(natural.chunks_exact_mut(QK))
-                .enumerate()
-            {
-                let amax = xs.iter().fold(0f32, |m, v| m.max(v.abs()));
-                let s = amax / 127.0;
-                let inv = if s > 0.0 { 1.0 / s } else { 0.0 };
-                for (o, v) in qs.iter_mut().zip(xs) {
-                    *o = round_small((v * inv).clamp(-127.0, 127.0)) as i8;
-                }
-                bscale[b] = s;
-            }
-            for (dst, &src) in q.chunks_exact_mut(4).zip(&lay.chunk_perm) {
-                dst.copy_from_slice(&natural[src as usize * 4..][..4]);
-            }
-            for l in 0..lanes {
-                d[l] = bscale[lay.lane_block[l] as usize];
-                let (s, len) = lay.lane_range[l];
-                let sum: i32 = natural[s as usize..(s + len) as usize]
-                    .iter()
-                    .map(|&v| v as i32)
-                    .sum();
-                init[l] = -8 * sum;
-            }
-        };
+        let lay = &self.layout;
+        let work = |(((row, q), d), init): Row| quantize_row(lay, row, q, d, init);
         assert!(n <= 4096, "input width {n} above 4096");
         let it = x
             .par_chunks_exact(n)
@@ -310,7 +281,6 @@ impl PackedLinear {
     pub fn forward_with(&self, isa: Isa, acts: &QuantActs, y: &mut Vec<f32>, ep: Epilogue) {
         assert_eq!(acts.n, self.layout.n, "activation width");
         let (t, nout) = (acts.tokens, self.nout);
-        y.clear();
         self.forward_raw(isa, acts, y, t, nout);
         if ep == Epilogue::Gelu {
             gelu_slice(y);
@@ -318,6 +288,7 @@ impl PackedLinear {
     }
 
     fn forward_raw(&self, isa: Isa, acts: &QuantActs, y: &mut Vec<f32>, t: usize, nout: usize) {
+        // Every element is written below: no need to clear old contents.
         y.resize(t * nout, 0.0);
         if t == 0 {
             return;
@@ -449,9 +420,10 @@ unsafe impl Sync for SyncPtr {}
 /// branch-free so loops over slices vectorize; inputs are clamped to the finite range.
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
-    const MAGIC: f32 = 12_582_912.0; // 1.5·2²³: adding and subtracting it rounds to nearest
+    const MAGIC: f32 = 12_582_912.0; // 1.5·2²³: adding it rounds to an integer in the low bits
     let x = x.clamp(-87.0, 88.0);
-    let k = (x * std::f32::consts::LOG2_E + MAGIC) - MAGIC;
+    let kb = x * std::f32::consts::LOG2_E + MAGIC;
+    let k = kb - MAGIC;
     let r = x - k * 0.693_359_4 - k * -2.121_944_4e-4;
     let p = 1.987_569_1e-4_f32;
     let p = p * r + 1.398_199_9e-3;
@@ -460,7 +432,9 @@ pub fn exp(x: f32) -> f32 {
     let p = p * r + 0.166_666_65;
     let p = p * r + 0.5;
     let y = p * r * r + r + 1.0;
-    f32::from_bits(((k as i32 + 127) << 23) as u32) * y
+    // 2^k from the integer k held in kb's mantissa (integer ops only, so this vectorizes).
+    let ki = kb.to_bits().wrapping_sub(MAGIC.to_bits()) as i32;
+    f32::from_bits((ki.wrapping_add(127) << 23) as u32) * y
 }
 
 /// `erf(x)`, Abramowitz & Stegun 7.1.26 (absolute error ≤ 1.5·10⁻⁷), branch-free.
@@ -486,7 +460,7 @@ pub fn gelu(x: f32) -> f32 {
 /// GELU in place over a slice (vectorized; parallel when large).
 pub fn gelu_slice(x: &mut [f32]) {
     const CHUNK: usize = 16 * 1024;
-    let f = |c: &mut [f32]| c.iter_mut().for_each(|v| *v = gelu(*v));
+    let f = |c: &mut [f32]| simd::map(c, gelu);
     if x.len() > 2 * CHUNK {
         x.par_chunks_mut(CHUNK).for_each(f);
     } else {
@@ -495,11 +469,124 @@ pub fn gelu_slice(x: &mut [f32]) {
 }
 
 /// Round to nearest (ties to even) for |v| < 2²²: branch-free and vectorizable, unlike
-/// `round_ties_even` which is a libm call on baseline x86-64.
-#[inline(always)]
+/// `round_ties_even` which is a libm call on baseline x86-64. (Reference for [`round_to_i8`].)
+#[cfg(test)]
 fn round_small(v: f32) -> f32 {
     const MAGIC: f32 = 12_582_912.0;
     (v + MAGIC) - MAGIC
+}
+
+/// `round_small(v) as i8` for v in [−128, 127], with integer ops only: after adding 1.5·2²³
+/// the low mantissa byte is the rounded value in two's complement.
+#[inline(always)]
+fn round_to_i8(v: f32) -> i8 {
+    const MAGIC: f32 = 12_582_912.0;
+    (v + MAGIC).to_bits() as u8 as i8
+}
+
+/// Quantize one token's activations into the packed layout (see [`PackedLinear::quantize`]).
+fn quantize_row(lay: &Layout, row: &[f32], q: &mut [i8], d: &mut [f32], init: &mut [i32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the features were just detected.
+            return unsafe { quantize_row_avx2(lay, row, q, d, init) };
+        }
+    }
+    quantize_row_generic(lay, row, q, d, init)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn quantize_row_avx2(
+    lay: &Layout,
+    row: &[f32],
+    q: &mut [i8],
+    d: &mut [f32],
+    init: &mut [i32],
+) {
+    quantize_row_generic(lay, row, q, d, init)
+}
+
+#[inline(always)]
+fn quantize_row_generic(lay: &Layout, row: &[f32], q: &mut [i8], d: &mut [f32], init: &mut [i32]) {
+    let (n, lanes) = (lay.n, lay.lanes());
+    let mut natural = [0i8; 4096];
+    let natural = &mut natural[..n];
+    let mut bscale = [0f32; 128];
+    for (b, (xs, qs)) in row
+        .chunks_exact(QK)
+        .zip(natural.chunks_exact_mut(QK))
+        .enumerate()
+    {
+        let amax = xs.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let s = amax / 127.0;
+        let inv = if s > 0.0 { 1.0 / s } else { 0.0 };
+        for (o, v) in qs.iter_mut().zip(xs) {
+            *o = round_to_i8((v * inv).clamp(-127.0, 127.0));
+        }
+        bscale[b] = s;
+    }
+    for (dst, &src) in q.chunks_exact_mut(4).zip(&lay.chunk_perm) {
+        dst.copy_from_slice(&natural[src as usize * 4..][..4]);
+    }
+    for l in 0..lanes {
+        d[l] = bscale[lay.lane_block[l] as usize];
+        let (s, len) = lay.lane_range[l];
+        let sum: i32 = natural[s as usize..(s + len) as usize]
+            .iter()
+            .map(|&v| v as i32)
+            .sum();
+        init[l] = -8 * sum;
+    }
+}
+
+/// Elementwise loops compiled for AVX2+FMA when the CPU has them (the crate itself targets
+/// baseline x86-64, where these loops would run 4-wide without FMA, or not vectorize at all).
+pub mod simd {
+    /// `x[i] = f(x[i])`.
+    #[inline(always)]
+    pub fn map(x: &mut [f32], f: impl Fn(f32) -> f32 + Copy) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                // SAFETY: the features were just detected.
+                return unsafe { map_avx2(x, f) };
+            }
+        }
+        x.iter_mut().for_each(|v| *v = f(*v));
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn map_avx2(x: &mut [f32], f: impl Fn(f32) -> f32 + Copy) {
+        x.iter_mut().for_each(|v| *v = f(*v));
+    }
+
+    /// Run `f` compiled with AVX2+FMA enabled when available (for closures whose loops should
+    /// vectorize with them; `f` must be `#[inline(always)]`-friendly).
+    #[inline(always)]
+    pub fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                // SAFETY: the features were just detected.
+                return unsafe { call_avx2(f) };
+            }
+        }
+        f()
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn call_avx2<R>(f: impl FnOnce() -> R) -> R {
+        f()
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -775,5 +862,10 @@ mod tests {
         assert_eq!(round_small(2.5), 2.0);
         assert_eq!(round_small(-3.5), -4.0);
         assert_eq!(round_small(126.6), 127.0);
+        for v in [
+            -127.0f32, -126.5, -3.5, -0.4, 0.0, 0.5, 1.5, 2.5, 126.6, 127.0,
+        ] {
+            assert_eq!(round_to_i8(v), round_small(v) as i8, "{v}");
+        }
     }
 }

@@ -12,7 +12,7 @@
 use rayon::prelude::*;
 
 use crate::e5s1::{E5s1, StoredDType, Q4_0_BLOCK_BYTES};
-use crate::kernel::{Epilogue, PackedLinear, QuantActs, QK};
+use crate::kernel::{simd, Epilogue, PackedLinear, QuantActs, QK};
 use crate::ModelError;
 
 struct Layer {
@@ -56,42 +56,25 @@ fn norm(f: &E5s1, name: &str, h: usize) -> Result<(Vec<f32>, Vec<f32>), ModelErr
 fn add_layernorm(x: &mut [f32], y: Option<&[f32]>, (w, b): &(Vec<f32>, Vec<f32>), eps: f32) {
     let h = w.len();
     let work = |(t, r): (usize, &mut [f32])| {
-        if let Some(y) = y {
-            r.iter_mut()
-                .zip(&y[t * h..(t + 1) * h])
-                .for_each(|(a, b)| *a += b);
-        }
-        let mean = r.iter().sum::<f32>() / h as f32;
-        let var = r.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / h as f32;
-        let inv = 1.0 / (var + eps).sqrt();
-        for ((v, w), b) in r.iter_mut().zip(w).zip(b) {
-            *v = (*v - mean) * inv * w + b;
-        }
+        simd::with_avx2(|| {
+            if let Some(y) = y {
+                r.iter_mut()
+                    .zip(&y[t * h..(t + 1) * h])
+                    .for_each(|(a, b)| *a += b);
+            }
+            let mean = r.iter().sum::<f32>() / h as f32;
+            let var = r.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / h as f32;
+            let inv = 1.0 / (var + eps).sqrt();
+            for ((v, w), b) in r.iter_mut().zip(w).zip(b) {
+                *v = (*v - mean) * inv * w + b;
+            }
+        })
     };
     if x.len() / h >= 64 {
         x.par_chunks_mut(h).enumerate().for_each(work);
     } else {
         x.chunks_mut(h).enumerate().for_each(work);
     }
-}
-
-/// Dot product with 8 independent partial sums, so it vectorizes.
-#[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
 }
 
 impl PackedEncoder {
@@ -199,12 +182,17 @@ impl PackedEncoder {
 
         let first = &self.layers[0];
         let (mut a_h, mut a_ff): (QuantActs, QuantActs) = (first.qkv.acts(), first.fo.acts());
-        let (mut qkv, mut ctx, mut tmp, mut mid) =
-            (Vec::new(), vec![0f32; t * hd], Vec::new(), Vec::new());
+        let (mut qkv, mut ctx, mut tmp, mut mid, mut kt) = (
+            Vec::new(),
+            vec![0f32; t * hd],
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        );
         for ly in &self.layers {
             ly.qkv.quantize(&x, &mut a_h);
             ly.qkv.forward(&a_h, &mut qkv, Epilogue::None);
-            self.attention(&qkv, &seg, &mut ctx);
+            self.attention(&qkv, &seg, &mut kt, &mut ctx);
             ly.ao.quantize(&ctx, &mut a_h);
             ly.ao.forward(&a_h, &mut tmp, Epilogue::None);
             add_layernorm(&mut x, Some(&tmp), &ly.aln, self.eps);
@@ -230,40 +218,53 @@ impl PackedEncoder {
     }
 
     /// Scaled dot-product attention of every token over its own sequence; `qkv` is
-    /// `[tokens][q | k | v]`, `ctx` receives `[tokens][hidden]`.
-    fn attention(&self, qkv: &[f32], seg: &[(usize, usize)], ctx: &mut [f32]) {
+    /// `[tokens][q | k | v]`, `ctx` receives `[tokens][hidden]`. Keys are first transposed to
+    /// `[hidden][tokens]` so each query's scores are one vectorized loop over its sequence.
+    fn attention(&self, qkv: &[f32], seg: &[(usize, usize)], kt: &mut Vec<f32>, ctx: &mut [f32]) {
         let (hd, nh) = (self.hidden, self.heads);
         let dh = hd / nh;
+        let t = seg.len();
         let stride = 3 * hd;
         let scale = 1.0 / (dh as f32).sqrt();
-        let work = |prob: &mut Vec<f32>, (t, out): (usize, &mut [f32])| {
-            let (s0, s1) = seg[t];
-            prob.resize(s1 - s0, 0.0);
-            for h in 0..nh {
-                let q = &qkv[t * stride + h * dh..][..dh];
-                let mut mx = f32::NEG_INFINITY;
-                for (s, p) in (s0..s1).zip(prob.iter_mut()) {
-                    let k = &qkv[s * stride + hd + h * dh..][..dh];
-                    let d = dot(q, k) * scale;
-                    *p = d;
-                    mx = mx.max(d);
-                }
-                let mut sum = 0f32;
-                for p in prob.iter_mut() {
-                    *p = crate::kernel::exp(*p - mx);
-                    sum += *p;
-                }
-                let inv = 1.0 / sum;
-                let o = &mut out[h * dh..(h + 1) * dh];
-                o.fill(0.0);
-                for (s, p) in (s0..s1).zip(prob.iter()) {
-                    let v = &qkv[s * stride + 2 * hd + h * dh..][..dh];
-                    let p = p * inv;
-                    o.iter_mut().zip(v).for_each(|(a, b)| *a += p * b);
-                }
+        // Per sequence [s0, s1): its keys transposed at kt[s0·hd ..], element (e, s) at
+        // e·len + (s − s0) — a block that stays in cache while it is written.
+        kt.resize(hd * t, 0.0);
+        for (s, row) in qkv.chunks_exact(stride).enumerate() {
+            let (s0, s1) = seg[s];
+            let (base, len) = (s0 * hd, s1 - s0);
+            for (e, &k) in row[hd..2 * hd].iter().enumerate() {
+                kt[base + e * len + (s - s0)] = k;
             }
+        }
+        let kt = &kt[..];
+        let work = |prob: &mut Vec<f32>, (tok, out): (usize, &mut [f32])| {
+            simd::with_avx2(|| {
+                let (s0, s1) = seg[tok];
+                prob.resize(s1 - s0, 0.0);
+                for h in 0..nh {
+                    let q = &qkv[tok * stride + h * dh..][..dh];
+                    prob.fill(0.0);
+                    for (e, &qe) in q.iter().enumerate() {
+                        let qe = qe * scale;
+                        let at = s0 * hd + (h * dh + e) * (s1 - s0);
+                        let k = &kt[at..at + (s1 - s0)];
+                        prob.iter_mut().zip(k).for_each(|(p, k)| *p += qe * k);
+                    }
+                    let mx = prob.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+                    prob.iter_mut()
+                        .for_each(|p| *p = crate::kernel::exp(*p - mx));
+                    let inv = 1.0 / prob.iter().sum::<f32>();
+                    let o = &mut out[h * dh..(h + 1) * dh];
+                    o.fill(0.0);
+                    for (s, p) in (s0..s1).zip(prob.iter()) {
+                        let v = &qkv[s * stride + 2 * hd + h * dh..][..dh];
+                        let p = p * inv;
+                        o.iter_mut().zip(v).for_each(|(a, b)| *a += p * b);
+                    }
+                }
+            })
         };
-        if seg.len() >= 16 {
+        if t >= 16 {
             ctx.par_chunks_mut(hd)
                 .enumerate()
                 .with_min_len(4)
