@@ -2,11 +2,12 @@
 //! default) of the normalised text with a multinomial logistic regression over the leaf codes,
 //! trained by plain SGD on sparse rows (pure Rust, single thread; prediction in parallel).
 //!
-//! - Text → [`touxiang_text::normalize`] → lowercase → character n-grams, hashed to 64 bits.
-//! - Vocabulary: the n-grams of the training texts by document frequency (ties by hash), capped
-//!   at [`BaselineConfig::max_features`] and at what fits [`BaselineConfig::max_weight_mb`] of
-//!   weights (features × leaves × 4 bytes).
-//! - Features: sublinear tf (1 + ln tf) × smoothed idf (ln((1+N)/(1+df)) + 1), L2-normalised.
+//! - Features: [`touxiang_training::tfidf`] (shared with the classifier's lexical voter): text →
+//!   [`touxiang_text::normalize`] → lowercase → hashed character n-grams; vocabulary of the
+//!   training texts by document frequency (ties by hash), capped at
+//!   [`BaselineConfig::max_features`] and at what fits [`BaselineConfig::max_weight_mb`] of
+//!   weights (features × leaves × 4 bytes); sublinear tf (1 + ln tf) × smoothed idf
+//!   (ln((1+N)/(1+df)) + 1), L2-normalised.
 //! - Model: one dense weight row per feature (all leaves), a bias per leaf, L2 decay through a
 //!   global scale. A training example coded above the leaf level is trained towards the leaves
 //!   under its code (the loss is −ln Σ p over those leaves), so every example counts.
@@ -23,6 +24,7 @@ use rand::SeedableRng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use touxiang_datasets::Taxonomy;
+use touxiang_training::tfidf::{hash_chars, ngram_counts, SparseVec, Vocab};
 use touxiang_training::VAGUE_CODE;
 
 use crate::error::{EvalError, Result};
@@ -95,13 +97,6 @@ pub struct BaselineStats {
     pub seconds_train: f64,
 }
 
-/// A sparse, L2-normalised TF-IDF vector.
-#[derive(Debug, Clone, Default)]
-struct SparseVec {
-    idx: Vec<u32>,
-    val: Vec<f32>,
-}
-
 /// The trained baseline.
 #[derive(Debug, Clone)]
 pub struct TfidfBaseline {
@@ -109,50 +104,13 @@ pub struct TfidfBaseline {
     leaves: Vec<String>,
     /// Root-first code path of each leaf.
     leaf_paths: Vec<Vec<String>>,
-    vocab: HashMap<u64, u32>,
-    idf: Vec<f32>,
+    vocab: Vocab,
     /// `features × leaves`, row-major; effective weights are `scale · weights`.
     weights: Vec<f32>,
     scale: f32,
     bias: Vec<f32>,
     auto_threshold: Option<f32>,
     stats: BaselineStats,
-}
-
-/// FNV-1a over the characters of an n-gram (stable across runs and platforms).
-fn hash_chars(chars: &[char]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &c in chars {
-        for b in (c as u32).to_le_bytes() {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    h ^ chars.len() as u64
-}
-
-/// Hashed character n-grams with counts, sorted by hash.
-fn ngram_counts(text: &str, lo: usize, hi: usize) -> Vec<(u64, u32)> {
-    let norm = touxiang_text::normalize(text).to_lowercase();
-    let chars: Vec<char> = norm.chars().collect();
-    let mut keys = Vec::with_capacity(chars.len() * (hi + 1 - lo.min(hi)));
-    for n in lo.max(1)..=hi {
-        for w in chars.windows(n) {
-            if w.iter().all(|c| c.is_whitespace()) {
-                continue;
-            }
-            keys.push(hash_chars(w));
-        }
-    }
-    keys.sort_unstable();
-    let mut out: Vec<(u64, u32)> = Vec::with_capacity(keys.len());
-    for k in keys {
-        match out.last_mut() {
-            Some((last, c)) if *last == k => *c += 1,
-            _ => out.push((k, 1)),
-        }
-    }
-    out
 }
 
 fn softmax_in_place(v: &mut [f32]) {
@@ -269,34 +227,15 @@ impl TfidfBaseline {
             .par_iter()
             .map(|(t, _)| ngram_counts(t, cfg.ngram_min, cfg.ngram_max))
             .collect();
-        let mut df: HashMap<u64, u32> = HashMap::new();
-        for g in &grams {
-            for (k, _) in g {
-                *df.entry(*k).or_default() += 1;
-            }
-        }
-        let ngrams_seen = df.len();
-        let mut by_df: Vec<(u64, u32)> = df
-            .into_iter()
-            .filter(|(_, d)| *d as usize >= cfg.min_df.max(1))
-            .collect();
-        by_df.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         let mem_cap = (cfg.max_weight_mb << 20) / (4 * leaves.len());
-        by_df.truncate(cfg.max_features.min(mem_cap).max(1));
-        let n_docs = tr.len() as f32;
-        let mut vocab = HashMap::with_capacity(by_df.len());
-        let mut idf = Vec::with_capacity(by_df.len());
-        for (i, (k, d)) in by_df.iter().enumerate() {
-            vocab.insert(*k, i as u32);
-            idf.push(((1.0 + n_docs) / (1.0 + *d as f32)).ln() + 1.0);
-        }
+        let vocab = Vocab::fit(&grams, cfg.min_df, cfg.max_features.min(mem_cap));
+        let (ngrams_seen, features) = (vocab.ngrams_seen, vocab.len());
         let c = leaves.len();
         let mut model = TfidfBaseline {
             cfg: cfg.clone(),
             leaves,
             leaf_paths,
             vocab,
-            idf,
             weights: Vec::new(),
             scale: 1.0,
             bias: vec![0.0; c],
@@ -306,7 +245,7 @@ impl TfidfBaseline {
                 calib_examples: ca.len(),
                 skipped_vague,
                 ngrams_seen,
-                features: by_df.len(),
+                features,
                 leaves: c,
                 epoch_loss: Vec::new(),
                 auto_threshold: None,
@@ -323,7 +262,7 @@ impl TfidfBaseline {
 
         // SGD
         let t_train = Instant::now();
-        model.weights = vec![0.0; model.idf.len() * c];
+        model.weights = vec![0.0; model.vocab.len() * c];
         let mut order: Vec<usize> = (0..tr.len()).collect();
         let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
         let mut p = vec![0f32; c];
@@ -382,18 +321,7 @@ impl TfidfBaseline {
     }
 
     fn vectorize_counts(&self, grams: &[(u64, u32)]) -> SparseVec {
-        let mut v = SparseVec::default();
-        for (k, tf) in grams {
-            if let Some(&f) = self.vocab.get(k) {
-                v.idx.push(f);
-                v.val.push((1.0 + (*tf as f32).ln()) * self.idf[f as usize]);
-            }
-        }
-        let norm = v.val.iter().map(|x| x * x).sum::<f32>().sqrt();
-        if norm > 0.0 {
-            v.val.iter_mut().for_each(|x| *x /= norm);
-        }
-        v
+        self.vocab.vectorize(grams)
     }
 
     fn logits_into(&self, x: &SparseVec, out: &mut [f32]) {

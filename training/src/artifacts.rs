@@ -10,10 +10,11 @@ use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::calibrate::DecisionTargets;
-use crate::classifier::{Calibration, Classifier};
+use crate::classifier::{mix_from_slice, Calibration, Classifier};
 use crate::error::{Result, TrainError};
 use crate::heads::{HeadConfig, Linear};
 use crate::knn::ExemplarIndex;
+use crate::tfidf::{LexicalConfig, LexicalIndex};
 use crate::train::{TrainConfig, TrainReport};
 use crate::tree::Tree;
 
@@ -38,6 +39,10 @@ pub struct ArtifactMeta {
     pub head_config: HeadConfig,
     pub flat_head: bool,
     pub level_heads: bool,
+    /// Lexical voter settings; its index is rebuilt from `exemplars.jsonl` on load. `None` in
+    /// artifacts without one.
+    #[serde(default)]
+    pub lexical: Option<LexicalConfig>,
     /// Human-readable copies (the values used are in `model.safetensors`).
     pub calibration_with_neighbors: Calibration,
     pub calibration_heads_only: Calibration,
@@ -64,6 +69,7 @@ impl ArtifactMeta {
             head_config: cfg.head,
             flat_head: clf.flat.is_some(),
             level_heads: !clf.levels.is_empty(),
+            lexical: clf.lexical().map(|l| l.config()),
             calibration_with_neighbors: clf.cal_knn.clone(),
             calibration_heads_only: clf.cal_heads.clone(),
             report: serde_json::to_value(r).unwrap_or(serde_json::Value::Null),
@@ -87,6 +93,10 @@ fn cal_tensors(prefix: &str, c: &Calibration, out: &mut HashMap<String, Tensor>)
         Tensor::new(&[c.knn_tau][..], &dev)?,
     );
     out.insert(
+        format!("{prefix}.lexical_tau"),
+        Tensor::new(&[c.lexical_tau][..], &dev)?,
+    );
+    out.insert(
         format!("{prefix}.temperature"),
         Tensor::new(c.temperature.as_slice(), &dev)?,
     );
@@ -97,6 +107,10 @@ fn cal_tensors(prefix: &str, c: &Calibration, out: &mut HashMap<String, Tensor>)
     out.insert(
         format!("{prefix}.auto_threshold"),
         Tensor::new(&[c.auto_threshold][..], &dev)?,
+    );
+    out.insert(
+        format!("{prefix}.joint_path"),
+        Tensor::new(&[f32::from(u8::from(c.joint_path))][..], &dev)?,
     );
     Ok(())
 }
@@ -133,18 +147,11 @@ impl Artifacts {
             let mut et = HashMap::new();
             et.insert("embeddings".to_string(), ix.matrix().clone());
             candle_core::safetensors::save(&et, dir.join("exemplars.safetensors"))?;
-            let jp = dir.join("exemplars.jsonl");
-            let f = std::fs::File::create(&jp).map_err(|e| TrainError::io(&jp, e))?;
-            let mut w = BufWriter::new(f);
-            for i in 0..ix.len() {
-                let line = serde_json::to_string(&ExemplarLine {
-                    text: ix.texts[i].clone(),
-                    code: ix.codes[i].clone(),
-                    source: ix.sources[i].clone(),
-                })?;
-                writeln!(w, "{line}").map_err(|e| TrainError::io(&jp, e))?;
-            }
-            w.flush().map_err(|e| TrainError::io(&jp, e))?;
+            write_exemplar_lines(dir, &ix.texts, &ix.codes, &ix.sources)?;
+        } else if let Some(lx) = c.lexical() {
+            // the lexical voter is rebuilt from the exemplar texts on load
+            let sources = vec!["seed".to_string(); lx.len()];
+            write_exemplar_lines(dir, lx.texts(), lx.codes(), &sources)?;
         }
         Ok(())
     }
@@ -182,15 +189,25 @@ impl Artifacts {
         let vec1 = |k: &str| -> Result<Vec<f32>> { Ok(get(k)?.to_vec1::<f32>()?) };
         let cal = |p: &str| -> Result<Calibration> {
             let mix = vec1(&format!("{p}.mix"))?;
-            if mix.len() != 3 {
-                return Err(bad(format!("{p}.mix must have 3 values")));
-            }
+            let mix = mix_from_slice(&mix)
+                .ok_or_else(|| bad(format!("{p}.mix must have 3 or 4 values")))?;
+            // optional scalars (absent in artifacts from before the lexical voter / path rule)
+            let opt1 = |k: String, default: f32| -> Result<f32> {
+                Ok(match tensors.get(&k) {
+                    Some(t) => t.to_vec1::<f32>()?.first().copied().unwrap_or(default),
+                    None => default,
+                })
+            };
+            let lexical_tau = opt1(format!("{p}.lexical_tau"), 0.05)?;
+            let joint_path = opt1(format!("{p}.joint_path"), 0.0)? > 0.5;
             let c = Calibration {
-                mix: [mix[0], mix[1], mix[2]],
+                mix,
                 knn_tau: vec1(&format!("{p}.knn_tau"))?[0],
+                lexical_tau,
                 temperature: vec1(&format!("{p}.temperature"))?,
                 level_thresholds: vec1(&format!("{p}.level_thresholds"))?,
                 auto_threshold: vec1(&format!("{p}.auto_threshold"))?[0],
+                joint_path,
             };
             if c.temperature.len() != tree.depth_count()
                 || c.level_thresholds.len() != tree.depth_count()
@@ -251,7 +268,19 @@ impl Artifacts {
             meta.encoder_version.clone(),
             meta.dim,
         );
-        let exemplars = Self::load_exemplars(dir, meta.dim)?;
+        let lines = read_exemplar_lines(dir)?;
+        let classifier = match (meta.lexical, &lines) {
+            (Some(lc), Some((texts, codes, _))) => {
+                classifier.with_lexical(LexicalIndex::new(lc, texts.clone(), codes.clone()))
+            }
+            (Some(_), None) => {
+                return Err(bad(
+                    "the classifier has a lexical voter but exemplars.jsonl is missing".into(),
+                ))
+            }
+            (None, _) => classifier,
+        };
+        let exemplars = Self::load_exemplars(dir, meta.dim, lines)?;
         Ok(Artifacts {
             classifier,
             meta,
@@ -259,31 +288,21 @@ impl Artifacts {
         })
     }
 
-    fn load_exemplars(dir: &Path, dim: usize) -> Result<Option<ExemplarIndex>> {
-        let jp = dir.join("exemplars.jsonl");
+    fn load_exemplars(
+        dir: &Path,
+        dim: usize,
+        lines: Option<ExemplarLines>,
+    ) -> Result<Option<ExemplarIndex>> {
         let sp = dir.join("exemplars.safetensors");
-        if !jp.exists() || !sp.exists() {
+        let Some((texts, codes, sources)) = lines.filter(|_| sp.exists()) else {
             return Ok(None);
-        }
+        };
         let t = candle_core::safetensors::load(&sp, &Device::Cpu)?;
         let m = t.get("embeddings").ok_or_else(|| TrainError::Artifacts {
             dir: dir.to_path_buf(),
             message: "exemplars.safetensors has no tensor embeddings".into(),
         })?;
         let rows = m.to_vec2::<f32>()?;
-        let f = std::fs::File::open(&jp).map_err(|e| TrainError::io(&jp, e))?;
-        let (mut texts, mut codes, mut sources) = (Vec::new(), Vec::new(), Vec::new());
-        for (i, line) in BufReader::new(f).lines().enumerate() {
-            let line = line.map_err(|e| TrainError::io(&jp, e))?;
-            let l: ExemplarLine = serde_json::from_str(&line).map_err(|e| TrainError::BadLine {
-                path: jp.clone(),
-                line: i + 1,
-                message: e.to_string(),
-            })?;
-            texts.push(l.text);
-            codes.push(l.code);
-            sources.push(l.source);
-        }
         if texts.len() != rows.len() {
             return Err(TrainError::Artifacts {
                 dir: dir.to_path_buf(),
@@ -306,6 +325,51 @@ impl Artifacts {
         }
         Ok(())
     }
+}
+
+/// Texts, codes and sources of `exemplars.jsonl`.
+type ExemplarLines = (Vec<String>, Vec<String>, Vec<String>);
+
+fn write_exemplar_lines(
+    dir: &Path,
+    texts: &[String],
+    codes: &[String],
+    sources: &[String],
+) -> Result<()> {
+    let jp = dir.join("exemplars.jsonl");
+    let f = std::fs::File::create(&jp).map_err(|e| TrainError::io(&jp, e))?;
+    let mut w = BufWriter::new(f);
+    for ((text, code), source) in texts.iter().zip(codes).zip(sources) {
+        let line = serde_json::to_string(&ExemplarLine {
+            text: text.clone(),
+            code: code.clone(),
+            source: source.clone(),
+        })?;
+        writeln!(w, "{line}").map_err(|e| TrainError::io(&jp, e))?;
+    }
+    w.flush().map_err(|e| TrainError::io(&jp, e))
+}
+
+/// `exemplars.jsonl` of an artifact directory, `None` when absent.
+fn read_exemplar_lines(dir: &Path) -> Result<Option<ExemplarLines>> {
+    let jp = dir.join("exemplars.jsonl");
+    if !jp.exists() {
+        return Ok(None);
+    }
+    let f = std::fs::File::open(&jp).map_err(|e| TrainError::io(&jp, e))?;
+    let (mut texts, mut codes, mut sources) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, line) in BufReader::new(f).lines().enumerate() {
+        let line = line.map_err(|e| TrainError::io(&jp, e))?;
+        let l: ExemplarLine = serde_json::from_str(&line).map_err(|e| TrainError::BadLine {
+            path: jp.clone(),
+            line: i + 1,
+            message: e.to_string(),
+        })?;
+        texts.push(l.text);
+        codes.push(l.code);
+        sources.push(l.source);
+    }
+    Ok(Some((texts, codes, sources)))
 }
 
 /// The newest artifact directory under `root/<taxonomy_id>/` (by modification time), if any.

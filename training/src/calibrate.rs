@@ -13,6 +13,12 @@ use crate::tree::Tree;
 /// Threshold meaning "never": above every probability.
 pub const NEVER: f32 = 2.0;
 
+/// How much better (mean top-1 over levels on the calibration split) the joint path rule must be
+/// than the greedy one to be chosen. On GB/T 4754 a +0.4-point calib gain of the joint rule came
+/// with −0.5 points mean top-1 on the test split (class +0.4, section −1.4), so small differences
+/// are treated as noise.
+pub const JOINT_MARGIN: f64 = 0.01;
+
 /// Targets of the threshold search.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct DecisionTargets {
@@ -42,8 +48,10 @@ impl Default for DecisionTargets {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MixChoice {
     pub name: String,
-    pub mix: [f32; 3],
+    /// (flat, level, kNN, lexical)
+    pub mix: [f32; 4],
     pub knn_tau: f32,
+    pub lexical_tau: f32,
     pub nll: f64,
     pub leaf_top1: f64,
 }
@@ -87,12 +95,12 @@ pub fn threshold_for_precision(pairs: &[(f32, bool)], target: f64, min_support: 
     best
 }
 
-fn nll_of(gold_probs: &[[Option<f32>; 3]], mix: [f32; 3]) -> f64 {
+fn nll_of(gold_probs: &[[Option<f32>; 4]], mix: [f32; 4]) -> f64 {
     let mut s = 0f64;
     for g in gold_probs {
         let mut num = 0f32;
         let mut den = 0f32;
-        for c in 0..3 {
+        for c in 0..4 {
             if let Some(p) = g[c] {
                 num += mix[c] * p;
                 den += mix[c];
@@ -104,7 +112,27 @@ fn nll_of(gold_probs: &[[Option<f32>; 3]], mix: [f32; 3]) -> f64 {
     s / gold_probs.len().max(1) as f64
 }
 
-/// Fit one calibration. `neighbors` = `None` fits the heads-only mode.
+/// The kNN and lexical votes of example `i` under the taus of `cal` (all `None` when absent).
+type Votes = (Vec<Option<Vec<f32>>>, Vec<Option<Vec<f32>>>);
+
+fn votes_of(
+    tree: &Tree,
+    h: &HeadOutputs,
+    neighbors: Option<&[Neighbor]>,
+    knn_k: usize,
+    knn_tau: f32,
+    lexical_tau: f32,
+) -> Votes {
+    let knn = match neighbors {
+        Some(n) => knn_vote(tree, n, knn_k, knn_tau),
+        None => vec![None; tree.depth_count()],
+    };
+    (knn, knn_vote(tree, &h.lexical, knn_k, lexical_tau))
+}
+
+/// Fit one calibration. `neighbors` = `None` fits the heads-only mode (the lexical vote, computed
+/// from the text, is available in both modes when the head outputs carry lexical neighbours).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn fit_calibration(
     tree: &Tree,
     heads: &[HeadOutputs],
@@ -112,80 +140,97 @@ pub(crate) fn fit_calibration(
     gold: &[usize],
     knn_k: usize,
     taus: &[f32],
+    lexical_taus: &[f32],
     targets: &DecisionTargets,
 ) -> (Calibration, Vec<MixChoice>) {
     let depth = tree.depth_count();
     let gpos: Vec<Vec<Option<usize>>> = gold.iter().map(|&g| gold_positions(tree, g)).collect();
     let has_flat = heads.first().is_some_and(|h| h.flat.is_some());
     let has_level = heads.first().is_some_and(|h| h.level.is_some());
+    let has_lexical = heads.iter().any(|h| !h.lexical.is_empty());
+    let first_or = |v: &[f32]| vec![v.first().copied().unwrap_or(0.05)];
     let tau_list: Vec<f32> = if neighbors.is_some() {
         taus.to_vec()
     } else {
-        vec![taus.first().copied().unwrap_or(0.05)]
+        first_or(taus)
     };
+    let ltau_list: Vec<f32> = if has_lexical {
+        lexical_taus.to_vec()
+    } else {
+        first_or(lexical_taus)
+    };
+    let nb_of = |i: usize| neighbors.map(|n| n[i].as_slice());
     let mut choices: Vec<MixChoice> = Vec::new();
-    let mut best: Option<(f64, [f32; 3], f32)> = None;
+    let mut best: Option<(f64, [f32; 4], f32, f32)> = None;
     for &tau in &tau_list {
-        // gold probabilities per (example, level) for each component
-        let mut gp: Vec<Vec<[Option<f32>; 3]>> = vec![Vec::new(); depth];
-        for (i, h) in heads.iter().enumerate() {
-            let knn = neighbors.map(|n| knn_vote(tree, &n[i], knn_k, tau));
-            for d in 0..depth {
-                let Some(p) = gpos[i][d] else { continue };
-                gp[d].push([
-                    h.flat.as_ref().map(|f| f[d][p]),
-                    h.level.as_ref().map(|l| l[d][p]),
-                    knn.as_ref().and_then(|k| k[d].as_ref().map(|v| v[p])),
-                ]);
+        for &ltau in &ltau_list {
+            // gold probabilities per (example, level) for each component
+            let mut gp: Vec<Vec<[Option<f32>; 4]>> = vec![Vec::new(); depth];
+            for (i, h) in heads.iter().enumerate() {
+                let (knn, lex) = votes_of(tree, h, nb_of(i), knn_k, tau, ltau);
+                for d in 0..depth {
+                    let Some(p) = gpos[i][d] else { continue };
+                    gp[d].push([
+                        h.flat.as_ref().map(|f| f[d][p]),
+                        h.level.as_ref().map(|l| l[d][p]),
+                        knn[d].as_ref().map(|v| v[p]),
+                        lex[d].as_ref().map(|v| v[p]),
+                    ]);
+                }
             }
-        }
-        let score = |mix: [f32; 3]| -> f64 {
-            gp.iter()
-                .filter(|g| !g.is_empty())
-                .map(|g| nll_of(g, mix))
-                .sum::<f64>()
-                / depth as f64
-        };
-        let steps = 10;
-        for a in 0..=steps {
-            for b in 0..=(steps - a) {
-                let c = steps - a - b;
-                if neighbors.is_none() && c > 0 || !has_flat && a > 0 || !has_level && b > 0 {
-                    continue;
-                }
-                let mix = [
-                    a as f32 / steps as f32,
-                    b as f32 / steps as f32,
-                    c as f32 / steps as f32,
-                ];
-                let s = score(mix);
-                if best.is_none_or(|(bs, _, _)| s < bs) {
-                    best = Some((s, mix, tau));
-                }
-                let named = match (a, b, c) {
-                    (10, 0, 0) => Some("flat head only"),
-                    (0, 10, 0) => Some("level heads only"),
-                    (0, 0, 10) => Some("kNN vote only"),
-                    (5, 5, 0) => Some("flat + level heads (0.5/0.5)"),
-                    _ => None,
-                };
-                if let Some(name) = named {
-                    choices.push(MixChoice {
-                        name: format!("{name}, tau {tau}"),
-                        mix,
-                        knn_tau: tau,
-                        nll: s,
-                        leaf_top1: f64::NAN,
-                    });
+            let score = |mix: [f32; 4]| -> f64 {
+                gp.iter()
+                    .filter(|g| !g.is_empty())
+                    .map(|g| nll_of(g, mix))
+                    .sum::<f64>()
+                    / depth as f64
+            };
+            let steps = 10;
+            for a in 0..=steps {
+                for b in 0..=(steps - a) {
+                    for c in 0..=(steps - a - b) {
+                        let e = steps - a - b - c;
+                        if neighbors.is_none() && c > 0
+                            || !has_flat && a > 0
+                            || !has_level && b > 0
+                            || !has_lexical && e > 0
+                        {
+                            continue;
+                        }
+                        let mix = [a, b, c, e].map(|x| x as f32 / steps as f32);
+                        let s = score(mix);
+                        if best.is_none_or(|(bs, ..)| s < bs) {
+                            best = Some((s, mix, tau, ltau));
+                        }
+                        let named = match (a, b, c, e) {
+                            (10, 0, 0, 0) => Some("flat head only"),
+                            (0, 10, 0, 0) => Some("level heads only"),
+                            (0, 0, 10, 0) => Some("kNN vote only"),
+                            (0, 0, 0, 10) => Some("lexical vote only"),
+                            (5, 5, 0, 0) => Some("flat + level heads (0.5/0.5)"),
+                            _ => None,
+                        };
+                        if let Some(name) = named {
+                            choices.push(MixChoice {
+                                name: format!("{name}, tau {tau}, lexical tau {ltau}"),
+                                mix,
+                                knn_tau: tau,
+                                lexical_tau: ltau,
+                                nll: s,
+                                leaf_top1: f64::NAN,
+                            });
+                        }
+                    }
                 }
             }
         }
     }
-    let (best_nll, mix, tau) = best.unwrap_or((f64::NAN, [0.5, 0.5, 0.0], 0.05));
+    let (best_nll, mix, tau, ltau) = best.unwrap_or((f64::NAN, [0.5, 0.5, 0.0, 0.0], 0.05, 0.05));
     choices.push(MixChoice {
         name: "fitted mixture".into(),
         mix,
         knn_tau: tau,
+        lexical_tau: ltau,
         nll: best_nll,
         leaf_top1: f64::NAN,
     });
@@ -194,19 +239,18 @@ pub(crate) fn fit_calibration(
         let cal = Calibration {
             mix: ch.mix,
             knn_tau: ch.knn_tau,
+            lexical_tau: ch.lexical_tau,
             temperature: vec![1.0; depth],
             level_thresholds: vec![0.0; depth],
             auto_threshold: 0.0,
+            joint_path: false,
         };
         let correct: usize = heads
             .par_iter()
             .enumerate()
             .map(|(i, h)| {
-                let knn = match neighbors {
-                    Some(n) => knn_vote(tree, &n[i], knn_k, cal.knn_tau),
-                    None => vec![None; depth],
-                };
-                let dists = combine(tree, h, &knn, &cal);
+                let (knn, lex) = votes_of(tree, h, nb_of(i), knn_k, cal.knn_tau, cal.lexical_tau);
+                let dists = combine(tree, h, &knn, &lex, &cal);
                 let dec = decide(tree, &dists, &cal, 0);
                 let gd = tree.nodes[gold[i]].depth;
                 usize::from(
@@ -221,19 +265,18 @@ pub(crate) fn fit_calibration(
     let base = Calibration {
         mix,
         knn_tau: tau,
+        lexical_tau: ltau,
         temperature: vec![1.0; depth],
         level_thresholds: vec![0.0; depth],
         auto_threshold: 0.0,
+        joint_path: false,
     };
     let raw: Vec<LevelDists> = heads
         .par_iter()
         .enumerate()
         .map(|(i, h)| {
-            let knn = match neighbors {
-                Some(n) => knn_vote(tree, &n[i], knn_k, tau),
-                None => vec![None; depth],
-            };
-            combine(tree, h, &knn, &base)
+            let (knn, lex) = votes_of(tree, h, nb_of(i), knn_k, tau, ltau);
+            combine(tree, h, &knn, &lex, &base)
         })
         .collect();
     let mut temperature = vec![1.0f32; depth];
@@ -277,18 +320,53 @@ pub(crate) fn fit_calibration(
         temperature,
         ..base
     };
-    // thresholds
-    let paths: Vec<Vec<(usize, f32)>> = raw
+    // path rule: joint only when it beats greedy by at least JOINT_MARGIN of mean top-1 over
+    // levels on calib (smaller differences did not carry over to held-out data)
+    let tempered: Vec<LevelDists> = raw
         .par_iter()
         .map(|r| {
-            let dists: LevelDists = r
-                .iter()
+            r.iter()
                 .enumerate()
                 .map(|(d, p)| crate::classifier::temper(p, cal.temperature[d]))
-                .collect();
-            crate::classifier::greedy_path(tree, &dists)
+                .collect()
         })
         .collect();
+    let paths_of = |joint: bool| -> Vec<Vec<(usize, f32)>> {
+        tempered
+            .par_iter()
+            .map(|t| {
+                if joint {
+                    crate::classifier::joint_path(tree, t)
+                } else {
+                    crate::classifier::greedy_path(tree, t)
+                }
+            })
+            .collect()
+    };
+    let mean_top1 = |paths: &[Vec<(usize, f32)>]| -> f64 {
+        let (mut ok, mut n) = (0usize, 0usize);
+        for (p, &g) in paths.iter().zip(gold) {
+            if Some(g) == tree.vague() {
+                continue;
+            }
+            for d in 0..=tree.nodes[g].depth {
+                n += 1;
+                ok += usize::from(correct_at(tree, p, d, g));
+            }
+        }
+        ok as f64 / n.max(1) as f64
+    };
+    let greedy = paths_of(false);
+    let joint = paths_of(true);
+    let (acc_greedy, acc_joint) = (mean_top1(&greedy), mean_top1(&joint));
+    tracing::info!(
+        acc_greedy,
+        acc_joint,
+        "calib mean top-1 over levels by path rule"
+    );
+    cal.joint_path = acc_joint >= acc_greedy + JOINT_MARGIN;
+    let paths = if cal.joint_path { joint } else { greedy };
+    // thresholds
     let mut level_thresholds = vec![NEVER; depth];
     for (d, t) in level_thresholds.iter_mut().enumerate() {
         let pairs: Vec<(f32, bool)> = paths

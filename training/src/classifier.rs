@@ -2,9 +2,11 @@
 //! a consistent path, the abstention depth and the auto/review decision, with evidence.
 //!
 //! ## How a result is formed (measured choices are recorded in the artifact metadata)
-//! 1. Per level `d`, up to three distributions over the level's nodes: the flat leaf head
-//!    marginalised up the tree, the level-`d` head, and a kNN vote of the labeled neighbours
-//!    (weights `exp((sim − max_sim)/τ)`, each neighbour voting for its code's ancestor at `d`).
+//! 1. Per level `d`, up to four distributions over the level's nodes: the flat leaf head
+//!    marginalised up the tree, the level-`d` head, a kNN vote of the labeled neighbours
+//!    (weights `exp((sim − max_sim)/τ)`, each neighbour voting for its code's ancestor at `d`),
+//!    and the same vote over the lexical neighbours (character n-gram TF-IDF cosine over the
+//!    training exemplar texts, [`crate::tfidf::LexicalIndex`]).
 //! 2. Linear mixture with weights fitted on the calibration split (neighbour-less requests use a
 //!    separately fitted heads-only calibration), then temperature scaling per level.
 //! 3. Path: argmax at the top level, then argmax among the children of the chosen node, down to a
@@ -27,6 +29,7 @@ use crate::embed::EmbedFn;
 use crate::error::{Result, TrainError};
 use crate::heads::Linear;
 use crate::knn::ExemplarIndex;
+use crate::tfidf::LexicalIndex;
 use crate::tree::Tree;
 
 /// A labeled exemplar near the query (from the service's vector store or [`ExemplarIndex`]).
@@ -43,16 +46,45 @@ pub struct Neighbor {
 /// Fitted combination + calibration for one mode (with or without neighbours).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Calibration {
-    /// Mixture weights of (flat head, level heads, kNN vote); sum to 1.
-    pub mix: [f32; 3],
+    /// Mixture weights of (flat head, level heads, kNN vote, lexical vote); sum to 1. Metadata
+    /// written before the lexical voter has three weights (read with a lexical weight of 0).
+    #[serde(deserialize_with = "mix_3_or_4")]
+    pub mix: [f32; 4],
     /// Softmax temperature of the kNN vote over similarities.
     pub knn_tau: f32,
+    /// Softmax temperature of the lexical vote over TF-IDF cosine similarities.
+    #[serde(default = "default_lexical_tau")]
+    pub lexical_tau: f32,
     /// Temperature per level (probabilities ∝ p^(1/T)).
     pub temperature: Vec<f32>,
     /// Minimum step confidence per level for the label to go that deep.
     pub level_thresholds: Vec<f32>,
     /// Minimum label confidence for `Decision::Auto`.
     pub auto_threshold: f32,
+    /// Path rule: `false` = greedy top-down argmax, `true` = the leaf with the largest product of
+    /// its path's level probabilities ([`joint_path`]); chosen on the calibration split.
+    #[serde(default)]
+    pub joint_path: bool,
+}
+
+fn default_lexical_tau() -> f32 {
+    0.05
+}
+
+/// Mixture weights from 3 (flat, level, kNN) or 4 values.
+pub(crate) fn mix_from_slice(v: &[f32]) -> Option<[f32; 4]> {
+    match v {
+        [a, b, c] => Some([*a, *b, *c, 0.0]),
+        [a, b, c, d] => Some([*a, *b, *c, *d]),
+        _ => None,
+    }
+}
+
+fn mix_3_or_4<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<[f32; 4], D::Error> {
+    let v = Vec::<f32>::deserialize(d)?;
+    mix_from_slice(&v).ok_or_else(|| {
+        serde::de::Error::custom(format!("mix must have 3 or 4 weights, not {}", v.len()))
+    })
 }
 
 /// Per-level probability vectors (index = position of a node in its level).
@@ -63,6 +95,8 @@ pub type LevelDists = Vec<Vec<f32>>;
 pub struct HeadOutputs {
     pub flat: Option<LevelDists>,
     pub level: Option<LevelDists>,
+    /// Nearest exemplars by character n-gram TF-IDF (empty without a lexical index or text).
+    pub lexical: Vec<Neighbor>,
 }
 
 /// Alternative code at the label's level.
@@ -149,6 +183,8 @@ pub struct Classifier {
     /// `[leaf position][depth]` → position of the leaf's ancestor in that level.
     leaf_anc: Vec<Vec<Option<usize>>>,
     keywords: Option<KeywordFn>,
+    /// Lexical voter over the training exemplar texts (rebuilt from them when loading).
+    pub(crate) lexical: Option<LexicalIndex>,
 }
 
 fn leaf_ancestors(tree: &Tree) -> Vec<Vec<Option<usize>>> {
@@ -190,7 +226,19 @@ impl Classifier {
             dim,
             leaf_anc,
             keywords: None,
+            lexical: None,
         }
+    }
+
+    /// Attach the lexical voter (its weight comes from the calibration).
+    pub fn with_lexical(mut self, ix: LexicalIndex) -> Self {
+        self.lexical = Some(ix);
+        self
+    }
+
+    /// The lexical voter, when the classifier has one.
+    pub fn lexical(&self) -> Option<&LexicalIndex> {
+        self.lexical.as_ref()
     }
 
     /// Attach a keyword extractor (e.g. the segmenter's TF-IDF keywords).
@@ -253,6 +301,7 @@ impl Classifier {
             .map(|_| HeadOutputs {
                 flat: None,
                 level: None,
+                lexical: Vec::new(),
             })
             .collect();
         let depth = self.tree.depth_count();
@@ -301,6 +350,28 @@ impl Classifier {
         Ok(out)
     }
 
+    /// [`Classifier::head_outputs`] plus the lexical neighbours of each text.
+    pub fn head_outputs_for_texts(
+        &self,
+        texts: &[&str],
+        embeddings: &[Vec<f32>],
+    ) -> Result<Vec<HeadOutputs>> {
+        if texts.len() != embeddings.len() {
+            return Err(TrainError::Invalid(format!(
+                "{} texts but {} embeddings",
+                texts.len(),
+                embeddings.len()
+            )));
+        }
+        let mut out = self.head_outputs(embeddings)?;
+        if let Some(ix) = &self.lexical {
+            for (o, nb) in out.iter_mut().zip(ix.search_all(texts, self.knn_k)) {
+                o.lexical = nb;
+            }
+        }
+        Ok(out)
+    }
+
     /// kNN vote per level over the first `knn_k` neighbours (by similarity); `None` at a level
     /// where no neighbour votes. Neighbours with codes outside the taxonomy are ignored.
     pub fn knn_vote(&self, neighbors: &[Neighbor], tau: f32) -> Vec<Option<Vec<f32>>> {
@@ -315,7 +386,8 @@ impl Classifier {
             &self.cal_knn
         };
         let knn = self.knn_vote(neighbors, cal.knn_tau);
-        combine(&self.tree, heads, &knn, cal)
+        let lex = self.knn_vote(&heads.lexical, cal.lexical_tau);
+        combine(&self.tree, heads, &knn, &lex, cal)
     }
 
     /// Apply the decision rule to calibrated distributions.
@@ -338,7 +410,7 @@ impl Classifier {
         opts: &ClassifyOptions,
     ) -> Result<Classification> {
         let heads = self
-            .head_outputs(&[embedding.to_vec()])?
+            .head_outputs_for_texts(&[text], &[embedding.to_vec()])?
             .pop()
             .expect("one output");
         Ok(self.classify_with_heads(text, &heads, neighbors, opts))
@@ -360,7 +432,7 @@ impl Classifier {
                 neighbors.len()
             )));
         }
-        let heads = self.head_outputs(embeddings)?;
+        let heads = self.head_outputs_for_texts(texts, embeddings)?;
         Ok(heads
             .iter()
             .zip(texts.iter().zip(neighbors))
@@ -498,6 +570,7 @@ pub(crate) fn combine(
     tree: &Tree,
     heads: &HeadOutputs,
     knn: &[Option<Vec<f32>>],
+    lexical: &[Option<Vec<f32>>],
     cal: &Calibration,
 ) -> LevelDists {
     (0..tree.depth_count())
@@ -505,10 +578,11 @@ pub(crate) fn combine(
             let n = tree.level(d).len();
             let mut raw = vec![0f32; n];
             let mut wsum = 0f32;
-            let parts: [(f32, Option<&Vec<f32>>); 3] = [
+            let parts: [(f32, Option<&Vec<f32>>); 4] = [
                 (cal.mix[0], heads.flat.as_ref().map(|f| &f[d])),
                 (cal.mix[1], heads.level.as_ref().map(|l| &l[d])),
                 (cal.mix[2], knn.get(d).and_then(|k| k.as_ref())),
+                (cal.mix[3], lexical.get(d).and_then(|k| k.as_ref())),
             ];
             for (w, p) in parts {
                 if let Some(p) = p {
@@ -582,13 +656,67 @@ pub(crate) fn greedy_path(tree: &Tree, dists: &LevelDists) -> Vec<(usize, f32)> 
     path
 }
 
+/// Joint consistent path: the non-vague leaf with the largest product of its ancestors'
+/// probabilities over all levels (a mistake at a shallow level can be outvoted by the levels
+/// below); vague when the top level's argmax is the vague pseudo-class. Step confidences as in
+/// [`greedy_path`].
+pub(crate) fn joint_path(tree: &Tree, dists: &LevelDists) -> Vec<(usize, f32)> {
+    let top = tree.level(0).iter().copied().max_by(|&a, &b| {
+        let (pa, pb) = (
+            dists[0][tree.pos_in_level(a)],
+            dists[0][tree.pos_in_level(b)],
+        );
+        pa.total_cmp(&pb).then(b.cmp(&a))
+    });
+    if top.is_none() || top == tree.vague() {
+        return Vec::new();
+    }
+    let score = |leaf: usize| -> f32 {
+        (0..=tree.nodes[leaf].depth)
+            .filter_map(|d| tree.ancestor_at(leaf, d))
+            .map(|a| {
+                dists[tree.nodes[a].depth][tree.pos_in_level(a)]
+                    .max(1e-12)
+                    .ln()
+            })
+            .sum()
+    };
+    let Some(best) = tree
+        .leaves()
+        .iter()
+        .copied()
+        .filter(|&l| Some(l) != tree.vague())
+        .map(|l| (l, score(l)))
+        .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
+    else {
+        return Vec::new();
+    };
+    let mut conf = f32::INFINITY;
+    tree.path(best.0)
+        .into_iter()
+        .map(|n| {
+            conf = conf.min(dists[tree.nodes[n].depth][tree.pos_in_level(n)]);
+            (n, conf)
+        })
+        .collect()
+}
+
+/// The consistent path of a calibration's decoding rule.
+pub(crate) fn path_for(tree: &Tree, dists: &LevelDists, cal: &Calibration) -> Vec<(usize, f32)> {
+    if cal.joint_path {
+        joint_path(tree, dists)
+    } else {
+        greedy_path(tree, dists)
+    }
+}
+
 pub(crate) fn decide(
     tree: &Tree,
     dists: &LevelDists,
     cal: &Calibration,
     auto_min_depth: usize,
 ) -> Decided {
-    let path = greedy_path(tree, dists);
+    let path = path_for(tree, dists, cal);
     let mut label_depth = None;
     for (d, &(_, c)) in path.iter().enumerate() {
         let t = cal
@@ -659,5 +787,100 @@ impl Labeler for EmbeddingLabeler {
     }
     fn taxonomy_version(&self) -> String {
         self.classifier.tree.version.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tree::VAGUE_CODE;
+
+    /// A → {A1 → {a, b}}, B → {B1 → {c}} plus vague, two levels below the top.
+    fn small_tree() -> Tree {
+        let r = |c: &str, p: Option<&str>| (c.to_string(), c.to_string(), p.map(str::to_string));
+        let rows = vec![
+            r("A", None),
+            r("A1", Some("A")),
+            r("a", Some("A1")),
+            r("b", Some("A1")),
+            r("B", None),
+            r("B1", Some("B")),
+            r("c", Some("B1")),
+        ];
+        let names = ["section", "division", "class"].map(String::from).to_vec();
+        Tree::from_rows("t", names, &rows, true).unwrap()
+    }
+
+    fn dists(tree: &Tree, probs: &[(&str, f32)]) -> LevelDists {
+        let mut d: LevelDists = (0..tree.depth_count())
+            .map(|l| vec![0.0; tree.level(l).len()])
+            .collect();
+        for (code, p) in probs {
+            let i = tree.find(code).unwrap();
+            d[tree.nodes[i].depth][tree.pos_in_level(i)] = *p;
+        }
+        d
+    }
+
+    fn codes(tree: &Tree, path: &[(usize, f32)]) -> Vec<String> {
+        path.iter()
+            .map(|(i, _)| tree.nodes[*i].code.clone())
+            .collect()
+    }
+
+    #[test]
+    fn joint_path_lets_deeper_levels_outvote_a_close_top_level() {
+        let t = small_tree();
+        // the top level slightly prefers A, but both deeper levels are sure of B's subtree
+        let d = dists(
+            &t,
+            &[
+                ("A", 0.52),
+                ("B", 0.46),
+                ("A1", 0.1),
+                ("B1", 0.9),
+                ("a", 0.05),
+                ("b", 0.05),
+                ("c", 0.9),
+            ],
+        );
+        assert_eq!(codes(&t, &greedy_path(&t, &d)), ["A", "A1", "a"]);
+        let j = joint_path(&t, &d);
+        assert_eq!(codes(&t, &j), ["B", "B1", "c"]);
+        // step confidences never increase with depth
+        assert_eq!(
+            j.iter().map(|s| s.1).collect::<Vec<_>>(),
+            [0.46, 0.46, 0.46]
+        );
+        // when the levels agree both rules give the same path
+        let d = dists(&t, &[("A", 0.9), ("A1", 0.9), ("a", 0.3), ("b", 0.6)]);
+        assert_eq!(joint_path(&t, &d), greedy_path(&t, &d));
+        // vague on top: no path under either rule
+        let d = dists(
+            &t,
+            &[(VAGUE_CODE, 0.6), ("A", 0.4), ("A1", 1.0), ("a", 1.0)],
+        );
+        assert!(joint_path(&t, &d).is_empty());
+        let cal = Calibration {
+            mix: [1.0, 0.0, 0.0, 0.0],
+            knn_tau: 0.05,
+            lexical_tau: 0.05,
+            temperature: vec![1.0; 3],
+            level_thresholds: vec![0.0; 3],
+            auto_threshold: 0.0,
+            joint_path: true,
+        };
+        assert!(path_for(&t, &d, &cal).is_empty());
+    }
+
+    #[test]
+    fn calibration_metadata_without_lexical_fields_still_reads() {
+        let old = r#"{"mix":[0.4,0.3,0.3],"knn_tau":0.02,"temperature":[1.0],
+            "level_thresholds":[0.5],"auto_threshold":0.9}"#;
+        let c: Calibration = serde_json::from_str(old).unwrap();
+        assert_eq!(c.mix, [0.4, 0.3, 0.3, 0.0]);
+        assert!(!c.joint_path);
+        let bad = old.replace("[0.4,0.3,0.3]", "[1.0]");
+        assert!(serde_json::from_str::<Calibration>(&bad).is_err());
     }
 }

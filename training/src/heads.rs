@@ -92,7 +92,7 @@ impl Default for HeadConfig {
             lr: 0.02,
             weight_decay: 1e-4,
             batch: 512,
-            max_epochs: 20,
+            max_epochs: 40,
             patience: 2,
         }
     }

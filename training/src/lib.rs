@@ -7,6 +7,7 @@
 //!   an on-disk embedding cache.
 //! - [`heads`]: flat and per-level softmax heads on frozen embeddings (candle, AdamW).
 //! - [`knn`]: exact kNN over labeled exemplars.
+//! - [`tfidf`]: character n-gram TF-IDF (shared with the eval baseline) and the lexical kNN voter.
 //! - [`calibrate`]: mixture weights, temperatures, thresholds for a target precision.
 //! - [`classifier`]: the runtime [`Classifier`] (consistent path, abstention, decision,
 //!   evidence) and [`EmbeddingLabeler`] (a `Labeler`).
@@ -19,6 +20,7 @@ pub mod embed;
 pub mod error;
 pub mod heads;
 pub mod knn;
+pub mod tfidf;
 pub mod train;
 pub mod tree;
 
@@ -35,5 +37,6 @@ pub use corpus::{
 pub use embed::{embed_all, EmbedFn, EmbeddingCache, HashEmbedder, E5_DIM};
 pub use error::TrainError;
 pub use knn::ExemplarIndex;
+pub use tfidf::{LexicalConfig, LexicalIndex};
 pub use train::{predict_split, train, CorpusSource, Prediction, TrainConfig, TrainReport};
 pub use tree::{Tree, VAGUE_CODE};

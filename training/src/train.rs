@@ -20,6 +20,7 @@ use crate::embed::{embed_all, EmbedFn};
 use crate::error::{Result, TrainError};
 use crate::heads::{train_linear, HeadConfig, HeadLog, TargetSet};
 use crate::knn::ExemplarIndex;
+use crate::tfidf::{LexicalConfig, LexicalIndex};
 use crate::tree::Tree;
 
 /// Where the training examples come from.
@@ -62,6 +63,10 @@ pub struct TrainConfig {
     pub knn_k: usize,
     /// kNN temperatures tried on the calibration split.
     pub knn_taus: Vec<f32>,
+    /// Lexical voter (character n-gram TF-IDF kNN over the training exemplar texts); `None` = off.
+    pub lexical: Option<LexicalConfig>,
+    /// Lexical-vote temperatures tried on the calibration split.
+    pub lexical_taus: Vec<f32>,
     /// Save the training exemplars (texts, codes, vectors) beside the heads.
     pub save_exemplars: bool,
     /// Encoder batch size.
@@ -84,6 +89,8 @@ impl TrainConfig {
             level_heads: true,
             knn_k: 10,
             knn_taus: vec![0.02, 0.05, 0.1],
+            lexical: Some(LexicalConfig::default()),
+            lexical_taus: vec![0.05, 0.1, 0.2, 0.5],
             save_exemplars: true,
             embed_batch: 64,
         }
@@ -285,7 +292,14 @@ pub fn train(cfg: &TrainConfig, embedder: &dyn EmbedFn) -> Result<TrainReport> {
         train_ex.iter().map(|e| e.code.clone()).collect(),
         train_ex.iter().map(|_| "seed".to_string()).collect(),
     )?;
-    let proto = Classifier::new(
+    let lexical = cfg.lexical.map(|lc| {
+        LexicalIndex::new(
+            lc,
+            train_ex.iter().map(|e| e.text.clone()).collect(),
+            train_ex.iter().map(|e| e.code.clone()).collect(),
+        )
+    });
+    let mut proto = Classifier::new(
         tree.clone(),
         flat,
         levels,
@@ -297,7 +311,10 @@ pub fn train(cfg: &TrainConfig, embedder: &dyn EmbedFn) -> Result<TrainReport> {
         embedder.version(),
         dim,
     );
-    let h_calib = proto.head_outputs(&x_calib)?;
+    if let Some(ix) = lexical {
+        proto = proto.with_lexical(ix);
+    }
+    let h_calib = proto.head_outputs_for_texts(&texts_of(&calib_ex), &x_calib)?;
     let n_calib = index.search(&x_calib, cfg.knn_k)?;
     let (cal_knn, choices_knn) = fit_calibration(
         tree,
@@ -306,6 +323,7 @@ pub fn train(cfg: &TrainConfig, embedder: &dyn EmbedFn) -> Result<TrainReport> {
         &g_calib,
         cfg.knn_k,
         &cfg.knn_taus,
+        &cfg.lexical_taus,
         &cfg.targets,
     );
     let (cal_heads, choices_heads) = fit_calibration(
@@ -315,6 +333,7 @@ pub fn train(cfg: &TrainConfig, embedder: &dyn EmbedFn) -> Result<TrainReport> {
         &g_calib,
         cfg.knn_k,
         &cfg.knn_taus,
+        &cfg.lexical_taus,
         &cfg.targets,
     );
     tracing::info!(?cal_knn.mix, ?cal_knn.temperature, ?cal_knn.level_thresholds, cal_knn.auto_threshold, "calibration (with kNN)");
@@ -329,9 +348,10 @@ pub fn train(cfg: &TrainConfig, embedder: &dyn EmbedFn) -> Result<TrainReport> {
         tree: t,
         flat,
         levels,
+        lexical,
         ..
     } = proto;
-    let clf = Classifier::new(
+    let mut clf = Classifier::new(
         t,
         flat,
         levels,
@@ -343,9 +363,10 @@ pub fn train(cfg: &TrainConfig, embedder: &dyn EmbedFn) -> Result<TrainReport> {
         embedder.version(),
         dim,
     );
+    clf.lexical = lexical;
 
     let calib_m = metrics_for(&clf, &h_calib, Some(&n_calib), &g_calib);
-    let h_test = clf.head_outputs(&x_test)?;
+    let h_test = clf.head_outputs_for_texts(&texts_of(&test_ex), &x_test)?;
     let n_test = index.search(&x_test, cfg.knn_k)?;
     let test_m = metrics_for(&clf, &h_test, Some(&n_test), &g_test);
     let test_heads = metrics_for(&clf, &h_test, None, &g_test);
@@ -381,14 +402,20 @@ pub fn train(cfg: &TrainConfig, embedder: &dyn EmbedFn) -> Result<TrainReport> {
     Ok(report)
 }
 
+fn texts_of<'a>(ex: &[&'a Example]) -> Vec<&'a str> {
+    ex.iter().map(|e| e.text.as_str()).collect()
+}
+
 fn placeholder_cal(tree: &Tree) -> crate::classifier::Calibration {
     let d = tree.depth_count();
     crate::classifier::Calibration {
-        mix: [0.5, 0.5, 0.0],
+        mix: [0.5, 0.5, 0.0, 0.0],
         knn_tau: 0.05,
+        lexical_tau: 0.05,
         temperature: vec![1.0; d],
         level_thresholds: vec![0.0; d],
         auto_threshold: 0.0,
+        joint_path: false,
     }
 }
 
@@ -452,7 +479,7 @@ pub fn predict_split(
 ) -> Result<Vec<Prediction>> {
     let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
     let x = embed_all(embedder, &texts, cache_dir, 64)?;
-    let heads = clf.head_outputs(&x)?;
+    let heads = clf.head_outputs_for_texts(&texts, &x)?;
     let nbs = match index {
         Some(ix) => ix.search(&x, clf.knn_k())?,
         None => vec![Vec::new(); x.len()],

@@ -238,6 +238,32 @@ fn artifacts_round_trip_and_training_is_deterministic() {
 }
 
 #[test]
+fn lexical_voter_is_rebuilt_from_the_exemplar_texts() {
+    let d = tempfile::tempdir().unwrap();
+    let r = common::train_synthetic(d.path(), 9);
+    let a1 = Artifacts::load(&r.artifact_dir).unwrap();
+    let lx = a1.classifier.lexical().expect("lexical voter");
+    assert_eq!(lx.len(), a1.exemplars.as_ref().unwrap().len());
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    let texts: Vec<String> = (0..24).map(|i| common::leaf_text(&mut rng, i)).collect();
+    let with_vectors = classify_texts(&a1, &texts, false);
+    // shipped artifacts carry the exemplar texts without their vectors: same heads-only results
+    std::fs::remove_file(r.artifact_dir.join("exemplars.safetensors")).unwrap();
+    let a2 = Artifacts::load(&r.artifact_dir).unwrap();
+    assert!(a2.exemplars.is_none());
+    assert!(a2.classifier.lexical().is_some());
+    assert_eq!(classify_texts(&a2, &texts, false), with_vectors);
+    // a text built from training characters has lexical neighbours
+    let nb = a2.classifier.lexical().unwrap().search(&texts[5], 3);
+    assert!(!nb.is_empty());
+    assert!(nb.iter().all(|n| n.source == "lexical"));
+    // without the texts the lexical voter cannot be rebuilt: a clear error
+    std::fs::remove_file(r.artifact_dir.join("exemplars.jsonl")).unwrap();
+    let e = Artifacts::load(&r.artifact_dir).err().expect("load fails");
+    assert!(e.to_string().contains("exemplars.jsonl"), "{e}");
+}
+
+#[test]
 fn missing_artifact_piece_is_a_clear_error() {
     let d = tempfile::tempdir().unwrap();
     let r = common::train_synthetic(d.path(), 8);
