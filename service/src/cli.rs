@@ -83,6 +83,11 @@ pub enum Cmd {
     },
     /// Export final review labels as a JSONL training set (`touxiang train --include FILE`).
     ExportLabels(crate::cmd_keys::ExportLabelsArgs),
+    /// Prepare public datasets for training and evaluation (custom-taxonomy proof).
+    Datasets {
+        #[command(subcommand)]
+        cmd: crate::cmd_datasets::DatasetsCmd,
+    },
 }
 
 #[derive(Subcommand)]
@@ -174,6 +179,7 @@ pub fn main() -> anyhow::Result<()> {
         Cmd::Batch(a) => crate::cmd_batch::run(a),
         Cmd::Keys { cmd } => crate::cmd_keys::run_keys(cmd),
         Cmd::ExportLabels(a) => crate::cmd_keys::run_export_labels(a),
+        Cmd::Datasets { cmd } => crate::cmd_datasets::run(cmd),
     }
 }
 
