@@ -13,6 +13,8 @@
 //! the QA rate). The server is killed with SIGKILL right after, the store reopened, and the run
 //! reports claim/label/classify latency percentiles, duplicate claims and lost labels.
 //! `TOUXIANG_THINK_MS` (default 0: stress) is the reading time between claim and label.
+//! `TOUXIANG_LOAD_TAXONOMY=gbt4754-2017` classifies with the shipped GB/T 4754 classifier
+//! instead of `mini` (its exemplars are embedded in the background on this first start).
 //! A label's latency includes embedding its text for the exemplar store (active learning), so
 //! labels and classify share the encoder.
 
@@ -57,6 +59,9 @@ fn reviewers_label_while_classify_runs() {
     let n_items = env_usize("TOUXIANG_ITEMS", 2000);
     let n_reviewers = env_usize("TOUXIANG_REVIEWERS", 20);
     let rps = env_usize("TOUXIANG_CLASSIFY_RPS", 20) as f64;
+    let taxonomy: &'static str = std::env::var("TOUXIANG_LOAD_TAXONOMY")
+        .map(|t| &*t.leak())
+        .unwrap_or("mini");
     // Time a reviewer spends reading an item between claim and label (0 = stress test).
     let think = Duration::from_millis(env_usize("TOUXIANG_THINK_MS", 0) as u64);
     let dir = tempfile::tempdir().unwrap();
@@ -102,7 +107,7 @@ fn reviewers_label_while_classify_runs() {
         &addr,
         "POST",
         "/v1/classify",
-        Some(&json!({"items": [{"text": "采购热轧钢卷"}], "taxonomy": "mini"})),
+        Some(&json!({"items": [{"text": "采购热轧钢卷"}], "taxonomy": taxonomy})),
     )
     .unwrap();
     assert_eq!(st, 200, "classify warm-up: {body}");
@@ -131,7 +136,7 @@ fn reviewers_label_while_classify_runs() {
                     "POST",
                     "/v1/classify",
                     Some(
-                        &json!({"items": [{"id": format!("c{k}"), "text": text, "amount": 50000}], "taxonomy": "mini"}),
+                        &json!({"items": [{"id": format!("c{k}"), "text": text, "amount": 50000}], "taxonomy": taxonomy}),
                     ),
                 );
                 lat.push(t.elapsed().as_secs_f64() * 1e3);
@@ -238,7 +243,7 @@ fn reviewers_label_while_classify_runs() {
         .map(|q| q.pending)
         .unwrap_or(0);
 
-    println!("review load run: {n_items} items, {n_reviewers} reviewers (think {think:?}), classify at {rps} rps (real TCP, dev build)");
+    println!("review load run: {n_items} items, {n_reviewers} reviewers (think {think:?}), classify ({taxonomy}) at {rps} rps (real TCP, dev build)");
     println!(
         "  reviewers: {} claims + {} labels in {review_secs:.1} s ({:.0} labels/s)",
         claim_ms.len(),
