@@ -25,8 +25,11 @@ pub struct Limits {
     pub max_batch_tokens: usize,
     /// Tokens allowed to wait in the embedding queue (→ 429 above).
     pub max_queue_tokens: usize,
-    /// Per-request timeout, seconds.
+    /// Per-request timeout, seconds (until the response starts).
     pub request_timeout_secs: u64,
+    /// Timeout of file uploads (portfolio loans, batch jobs), seconds: reading a large body and
+    /// ingesting it (with classification of unlabeled rows) takes longer than a request.
+    pub upload_timeout_secs: u64,
 }
 
 impl Default for Limits {
@@ -39,6 +42,7 @@ impl Default for Limits {
             max_batch_tokens: 8192,
             max_queue_tokens: 65536,
             request_timeout_secs: 60,
+            upload_timeout_secs: 3600,
         }
     }
 }

@@ -537,3 +537,19 @@ async fn openapi_documents_the_routes() {
         assert!(doc["paths"][p].is_object(), "{p} missing from OpenAPI");
     }
 }
+
+#[tokio::test]
+async fn uploads_run_under_their_own_timeout_not_the_request_timeout() {
+    let mut cfg = common::test_config();
+    // Every ordinary request times out at once; uploads have an hour.
+    cfg.limits.request_timeout_secs = 0;
+    cfg.limits.upload_timeout_secs = 3600;
+    let s = AppState::new(cfg, None);
+    s.set_labeler_override(Arc::new(KeywordLabeler::new()));
+    let app = touxiang::app(s);
+    let body = format!("{HEADER}\nT1,采购钢材,1,1,0,110101,个人,x,2024-01-01,2025-01-31,3120\n");
+    // The ingest runs on the blocking pool, so under a zero request timeout this was a 408.
+    let (st, v) = upload_csv(&app, "t", "", body).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["accepted"], 1, "{v}");
+}

@@ -36,18 +36,21 @@ use crate::ext::{labeler_for, Ext};
 use crate::extract::parse_json;
 use crate::state::AppState;
 
-/// The job routes (merged into [`crate::app`]); uploads may be up to `limits.max_upload_bytes`.
-pub fn router(limits: &Limits) -> Router<AppState> {
+/// The job routes (merged into [`crate::app`]) other than the upload.
+pub fn router() -> Router<AppState> {
     Router::new()
-        .route(
-            "/v1/jobs",
-            post(create_job)
-                .layer(DefaultBodyLimit::max(limits.max_upload_bytes))
-                .get(list_jobs),
-        )
+        .route("/v1/jobs", get(list_jobs))
         .route("/v1/jobs/{id}", get(get_job))
         .route("/v1/jobs/{id}/cancel", post(cancel_job))
         .route("/v1/jobs/{id}/output", get(job_output))
+}
+
+/// `POST /v1/jobs` (file upload up to `limits.max_upload_bytes`, under the upload timeout).
+pub fn upload_router(limits: &Limits) -> Router<AppState> {
+    Router::new().route(
+        "/v1/jobs",
+        post(create_job).layer(DefaultBodyLimit::max(limits.max_upload_bytes)),
+    )
 }
 
 impl From<BatchError> for ApiError {

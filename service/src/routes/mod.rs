@@ -33,24 +33,34 @@ pub fn app(state: AppState) -> Router {
         .merge(review::router())
         .merge(admin::router())
         .layer(DefaultBodyLimit::max(limits.max_body_bytes));
-    Router::new()
+    let timeout = |secs| {
+        TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(secs),
+        )
+    };
+    let requests = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .merge(api)
-        .merge(portfolio::router(&limits))
-        .merge(jobs::router(&limits))
+        .merge(portfolio::router())
+        .merge(jobs::router())
         .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+        .layer(timeout(limits.request_timeout_secs));
+    let uploads = Router::new()
+        .merge(portfolio::upload_router(&limits))
+        .merge(jobs::upload_router(&limits))
+        .layer(timeout(limits.upload_timeout_secs));
+    Router::new()
+        .merge(requests)
+        .merge(uploads)
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             crate::auth::require,
         ))
         .layer(middleware::from_fn(track_metrics))
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(limits.request_timeout_secs),
-        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -34,19 +34,23 @@ use crate::error::{ApiError, ErrorDetail};
 use crate::ext::{labeler_for, Ext, UnavailableLabeler};
 use crate::state::AppState;
 
-/// The portfolio routes (merged into [`crate::app`]); uploads may be up to
-/// `limits.max_upload_bytes`.
-pub fn router(limits: &Limits) -> Router<AppState> {
+/// The portfolio query routes (merged into [`crate::app`]).
+pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/portfolios", get(list_portfolios))
-        .route(
-            "/v1/portfolios/{name}/loans",
-            post(upload_loans).layer(DefaultBodyLimit::max(limits.max_upload_bytes)),
-        )
         .route("/v1/aggregate", get(aggregate))
         .route("/v1/concentration", get(concentration))
         .route("/v1/scores", get(scores))
         .route("/v1/alerts", get(alerts))
+}
+
+/// The upload route: bodies up to `limits.max_upload_bytes`, under the upload timeout that
+/// [`crate::app`] applies instead of the request timeout.
+pub fn upload_router(limits: &Limits) -> Router<AppState> {
+    Router::new().route(
+        "/v1/portfolios/{name}/loans",
+        post(upload_loans).layer(DefaultBodyLimit::max(limits.max_upload_bytes)),
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
