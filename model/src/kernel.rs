@@ -141,8 +141,22 @@ pub enum Isa {
 }
 
 impl Isa {
-    /// The fastest path this CPU supports.
+    /// The fastest path this CPU supports, or a slower one named by `TOUXIANG_KERNEL`
+    /// (`scalar`, `avx2`) for comparison and troubleshooting.
     pub fn detect() -> Self {
+        static ISA: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+        *ISA.get_or_init(|| {
+            let best = Self::best();
+            match std::env::var("TOUXIANG_KERNEL").as_deref() {
+                Ok("scalar") => Isa::Scalar,
+                #[cfg(target_arch = "x86_64")]
+                Ok("avx2") if best != Isa::Scalar => Isa::Avx2,
+                _ => best,
+            }
+        })
+    }
+
+    fn best() -> Self {
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx512vnni")

@@ -23,7 +23,10 @@ pub enum DatasetsCmd {
 #[derive(Args, Debug)]
 pub struct LendingclubArgs {
     /// The Lending Club file (columns loan_id, purpose, title, desc).
-    #[arg(long, default_value = "../shared/datasets/lendingclub-2007-2011/loans.csv")]
+    #[arg(
+        long,
+        default_value = "../shared/datasets/lendingclub-2007-2011/loans.csv"
+    )]
     pub loans: PathBuf,
     /// Output directory.
     #[arg(long)]
