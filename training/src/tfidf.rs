@@ -212,13 +212,34 @@ impl LexicalIndex {
         let q = self
             .vocab
             .vectorize(&ngram_counts(text, self.cfg.ngram_min, self.cfg.ngram_max));
-        let mut acc: HashMap<u32, f32> = HashMap::new();
-        for (&f, &x) in q.idx.iter().zip(&q.val) {
-            for &(d, y) in &self.postings[f as usize] {
-                *acc.entry(d).or_default() += x * y;
-            }
+        // Dense per-thread accumulator (a hash map here cost more than the search itself);
+        // only the touched documents are read back and reset.
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<u32>)> = Default::default();
         }
-        let mut hits: Vec<(u32, f32)> = acc.into_iter().filter(|(_, s)| *s > 0.0).collect();
+        let mut hits: Vec<(u32, f32)> = SCRATCH.with(|s| {
+            let (scores, touched) = &mut *s.borrow_mut();
+            scores.resize(scores.len().max(self.texts.len()), 0.0);
+            for (&f, &x) in q.idx.iter().zip(&q.val) {
+                for &(d, y) in &self.postings[f as usize] {
+                    let e = &mut scores[d as usize];
+                    if *e == 0.0 && x * y > 0.0 {
+                        touched.push(d);
+                    }
+                    *e += x * y;
+                }
+            }
+            let hits = touched
+                .iter()
+                .map(|&d| (d, scores[d as usize]))
+                .filter(|(_, s)| *s > 0.0)
+                .collect();
+            for &d in touched.iter() {
+                scores[d as usize] = 0.0;
+            }
+            touched.clear();
+            hits
+        });
         let by_score = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
         if hits.len() > k {
             hits.select_nth_unstable_by(k - 1, by_score);
