@@ -33,13 +33,6 @@ pub struct EvalArgs {
 pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     let cfg = a.common.load(FlagOverrides::default())?;
     let reg = taxonomy_registry(&cfg)?;
-    let tax = reg.get(&a.taxonomy).ok_or_else(|| {
-        anyhow::anyhow!(
-            "unknown taxonomy '{}' (known: {})",
-            a.taxonomy,
-            reg.ids().join(", ")
-        )
-    })?;
     let model = Arc::new(
         E5Model::ensure_and_load(&cfg.model_dir(), Precision::Q4).context("loading the encoder")?,
     );
@@ -47,10 +40,15 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     let mut models = load_models(&cfg, &version)?;
     let m = models.remove(&a.taxonomy).ok_or_else(|| {
         anyhow::anyhow!(
-            "no trained classifier for '{}'; run `touxiang train` first",
-            a.taxonomy
+            "no trained classifier for '{}' (known taxonomies: {}; trained: {}); run `touxiang train` first",
+            a.taxonomy,
+            reg.ids().join(", "),
+            models.keys().cloned().collect::<Vec<_>>().join(", ")
         )
     })?;
+    // A custom taxonomy need not be installed under DATA_DIR/taxonomies: its classifier's
+    // artifact carries it.
+    let tax = reg.get(&a.taxonomy).unwrap_or_else(|| m.taxonomy.clone());
     let embedder = E5Embed(model);
     let cache = cfg.data_dir.join("embedding-cache");
     let f = classifier_fn(

@@ -51,6 +51,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     let (tree, source) = match (&a.taxonomy_csv, &a.examples) {
         (Some(csv), Some(ex)) => {
             let tax = Taxonomy::from_csv_path(&a.taxonomy, csv)?;
+            install_taxonomy(&cfg.data_dir, &a.taxonomy, csv)?;
             let tree = Tree::from_taxonomy(&tax, false)?;
             let examples = touxiang_training::load_examples_jsonl(
                 ex,
@@ -102,4 +103,48 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(&report)?);
     eprintln!("artifacts written to {}", report.artifact_dir.display());
     Ok(())
+}
+
+/// Copy a custom taxonomy's CSV to `DATA_DIR/taxonomies/<id>.csv`, where `serve`, `eval`,
+/// `ingest` and `batch` look for taxonomies, so the classifier trained here is loaded by them.
+/// A different file already installed under that id is an error (pick another id or remove it).
+fn install_taxonomy(
+    data_dir: &std::path::Path,
+    id: &str,
+    csv: &std::path::Path,
+) -> anyhow::Result<()> {
+    let dir = data_dir.join("taxonomies");
+    let dest = dir.join(format!("{id}.csv"));
+    let new = std::fs::read(csv).with_context(|| format!("reading {}", csv.display()))?;
+    match std::fs::read(&dest) {
+        Ok(old) if old == new => return Ok(()),
+        Ok(_) => anyhow::bail!(
+            "{} already holds a different taxonomy '{id}': remove it or train under another --taxonomy id",
+            dest.display()
+        ),
+        Err(_) => {}
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::write(&dest, new).with_context(|| format!("writing {}", dest.display()))?;
+    eprintln!("taxonomy '{id}' installed at {}", dest.display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::install_taxonomy;
+
+    #[test]
+    fn a_custom_taxonomy_is_installed_once_and_never_silently_replaced() {
+        let d = tempfile::tempdir().unwrap();
+        let csv = d.path().join("t.csv");
+        std::fs::write(&csv, "code,name,parent\na,A,\n").unwrap();
+        install_taxonomy(d.path(), "t", &csv).unwrap();
+        let dest = d.path().join("taxonomies/t.csv");
+        assert_eq!(std::fs::read(&dest).unwrap(), std::fs::read(&csv).unwrap());
+        install_taxonomy(d.path(), "t", &csv).unwrap(); // same file again: fine
+        std::fs::write(&csv, "code,name,parent\nb,B,\n").unwrap();
+        let e = install_taxonomy(d.path(), "t", &csv).unwrap_err().to_string();
+        assert!(e.contains("different taxonomy 't'"), "{e}");
+    }
 }
