@@ -8,8 +8,8 @@
 //! small classifier trained here on a custom taxonomy (`mini`, so `/v1/classify` works without
 //! shipped artifacts) and `TOUXIANG_ITEMS` review items (default 2000) enqueued through the
 //! review store library before the start. Then, over real TCP: `TOUXIANG_REVIEWERS` reviewers
-//! (default 20) claim and label as fast as they can until the queue is empty, while one client
-//! sends `/v1/classify` at 20 requests/s (each classified item may itself be routed to review at
+//! (default 20) claim and label as fast as they can until the queue is empty, while 4 client
+//! connections send `/v1/classify` at 20 requests/s in total (each classified item may itself be routed to review at
 //! the QA rate). The server is killed with SIGKILL right after, the store reopened, and the run
 //! reports claim/label/classify latency percentiles, duplicate claims and lost labels.
 //! `TOUXIANG_THINK_MS` (default 0: stress) is the reading time between claim and label.
@@ -113,36 +113,51 @@ fn reviewers_label_while_classify_runs() {
     assert_eq!(st, 200, "classify warm-up: {body}");
 
     let done = Arc::new(AtomicBool::new(false));
-    // Classify client at a fixed rate.
+    // Classify clients at a fixed total rate (open loop: 4 connections share the schedule, so
+    // one slow answer does not lower the offered rate, as with several origination systems).
+    const CLIENTS: u32 = 4;
     let classify = {
         let (addr, done) = (addr.clone(), done.clone());
         std::thread::spawn(move || {
-            let mut lat = Vec::new();
-            let mut non_200 = 0usize;
             let period = Duration::from_secs_f64(1.0 / rps);
             let start = Instant::now();
-            let mut k = 0u32;
-            while !done.load(Ordering::Relaxed) {
-                let next = start + period * k;
-                if let Some(w) = next.checked_duration_since(Instant::now()) {
-                    std::thread::sleep(w);
-                }
-                k += 1;
-                let (_, ts) = common::MINI_EXAMPLES[k as usize % 5];
-                let text = format!("{}及相关支出{k}", ts[k as usize % 10]);
-                let t = Instant::now();
-                let r = raw_http::request(
-                    &addr,
-                    "POST",
-                    "/v1/classify",
-                    Some(
-                        &json!({"items": [{"id": format!("c{k}"), "text": text, "amount": 50000}], "taxonomy": taxonomy}),
-                    ),
-                );
-                lat.push(t.elapsed().as_secs_f64() * 1e3);
-                if !matches!(r, Ok((200, _))) {
-                    non_200 += 1;
-                }
+            let workers: Vec<_> = (0..CLIENTS)
+                .map(|w| {
+                    let (addr, done) = (addr.clone(), done.clone());
+                    std::thread::spawn(move || {
+                        let (mut lat, mut non_200) = (Vec::new(), 0usize);
+                        let mut k = w;
+                        while !done.load(Ordering::Relaxed) {
+                            let next = start + period * k;
+                            if let Some(wait) = next.checked_duration_since(Instant::now()) {
+                                std::thread::sleep(wait);
+                            }
+                            k += CLIENTS;
+                            let (_, ts) = common::MINI_EXAMPLES[k as usize % 5];
+                            let text = format!("{}及相关支出{k}", ts[k as usize % 10]);
+                            let t = Instant::now();
+                            let r = raw_http::request(
+                                &addr,
+                                "POST",
+                                "/v1/classify",
+                                Some(
+                                    &json!({"items": [{"id": format!("c{k}"), "text": text, "amount": 50000}], "taxonomy": taxonomy}),
+                                ),
+                            );
+                            lat.push(t.elapsed().as_secs_f64() * 1e3);
+                            if !matches!(r, Ok((200, _))) {
+                                non_200 += 1;
+                            }
+                        }
+                        (lat, non_200)
+                    })
+                })
+                .collect();
+            let (mut lat, mut non_200) = (Vec::new(), 0);
+            for w in workers {
+                let (l, n) = w.join().unwrap();
+                lat.extend(l);
+                non_200 += n;
             }
             (lat, non_200, start.elapsed().as_secs_f64())
         })
