@@ -144,7 +144,9 @@ mod tests {
         assert_eq!(std::fs::read(&dest).unwrap(), std::fs::read(&csv).unwrap());
         install_taxonomy(d.path(), "t", &csv).unwrap(); // same file again: fine
         std::fs::write(&csv, "code,name,parent\nb,B,\n").unwrap();
-        let e = install_taxonomy(d.path(), "t", &csv).unwrap_err().to_string();
+        let e = install_taxonomy(d.path(), "t", &csv)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("different taxonomy 't'"), "{e}");
     }
 }
