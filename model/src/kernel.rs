@@ -142,7 +142,8 @@ pub enum Isa {
 
 impl Isa {
     /// The fastest path this CPU supports, or a slower one named by `TOUXIANG_KERNEL`
-    /// (`scalar`, `avx2`) for comparison and troubleshooting.
+    /// (`scalar`, `avx2`) for comparison and troubleshooting (`scalar` also turns off the AVX2
+    /// builds of the elementwise steps, see [`simd::avx2_fma`]).
     pub fn detect() -> Self {
         static ISA: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
         *ISA.get_or_init(|| {
@@ -502,9 +503,8 @@ fn round_to_i8(v: f32) -> i8 {
 fn quantize_row(lay: &Layout, row: &[f32], q: &mut [i8], d: &mut [f32], init: &mut [i32]) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: the features were just detected.
+        if simd::avx2_fma() {
+            // SAFETY: `avx2_fma` checked the features.
             return unsafe { quantize_row_avx2(lay, row, q, d, init) };
         }
     }
@@ -559,15 +559,21 @@ fn quantize_row_generic(lay: &Layout, row: &[f32], q: &mut [i8], d: &mut [f32], 
 /// Elementwise loops compiled for AVX2+FMA when the CPU has them (the crate itself targets
 /// baseline x86-64, where these loops would run 4-wide without FMA, or not vectorize at all).
 pub mod simd {
+    /// Whether the AVX2+FMA builds may run: the CPU has them and `TOUXIANG_KERNEL` does not
+    /// ask for the scalar path (one decision, [`super::Isa::detect`], for every SIMD path).
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    pub fn avx2_fma() -> bool {
+        super::Isa::detect() != super::Isa::Scalar
+    }
+
     /// `x[i] = f(x[i])`.
     #[inline(always)]
     pub fn map(x: &mut [f32], f: impl Fn(f32) -> f32 + Copy) {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
-                // SAFETY: the features were just detected.
+            if avx2_fma() {
+                // SAFETY: `avx2_fma` checked the features.
                 return unsafe { map_avx2(x, f) };
             }
         }
@@ -586,10 +592,8 @@ pub mod simd {
     pub fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
-                // SAFETY: the features were just detected.
+            if avx2_fma() {
+                // SAFETY: `avx2_fma` checked the features.
                 return unsafe { call_avx2(f) };
             }
         }
@@ -811,10 +815,12 @@ mod tests {
             let mut isas = vec![Isa::Scalar];
             #[cfg(target_arch = "x86_64")]
             {
-                if std::arch::is_x86_feature_detected!("avx2") {
+                // What the CPU has (not `TOUXIANG_KERNEL`): every path it can run is checked.
+                let best = Isa::best();
+                if best != Isa::Scalar {
                     isas.push(Isa::Avx2);
                 }
-                if Isa::detect() == Isa::Vnni {
+                if best == Isa::Vnni {
                     isas.push(Isa::Vnni);
                 }
             }
