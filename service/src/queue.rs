@@ -71,26 +71,12 @@ impl EmbedQueue {
         ids: Vec<Vec<u32>>,
         background: bool,
     ) -> Result<Vec<Vec<f32>>, ApiError> {
-        let tokens: usize = ids.iter().map(Vec::len).sum();
-        if background {
-            let (reply, rx) = oneshot::channel();
-            let job = Job {
-                ids,
-                tokens: 0,
-                enqueued: Instant::now(),
-                background,
-                reply,
-            };
-            self.tx
-                .send(job)
-                .map_err(|_| ApiError::Backend("embedding worker stopped".into()))?;
-            return match rx.await {
-                Ok(r) => r.map_err(|e| ApiError::Backend(format!("embedding failed: {e}"))),
-                Err(_) => Err(ApiError::Backend(
-                    "embedding worker dropped the request".into(),
-                )),
-            };
-        }
+        // Background jobs are neither counted against the queue limit nor refused.
+        let tokens: usize = if background {
+            0
+        } else {
+            ids.iter().map(Vec::len).sum()
+        };
         if tokens > self.max_queue_tokens {
             return Err(ApiError::PayloadTooLarge(format!(
                 "request holds {tokens} tokens, more than the queue limit of {}",
@@ -98,7 +84,7 @@ impl EmbedQueue {
             )));
         }
         let prev = self.queued_tokens.fetch_add(tokens, Ordering::SeqCst);
-        if prev + tokens > self.max_queue_tokens {
+        if !background && prev + tokens > self.max_queue_tokens {
             self.queued_tokens.fetch_sub(tokens, Ordering::SeqCst);
             metrics::counter!("touxiang_queue_rejected_total").increment(1);
             return Err(ApiError::Overloaded(format!(
