@@ -250,6 +250,37 @@ struct ExemplarLine {
     source: String,
 }
 
+/// Embed `items` at background priority, in small jobs (a request waits behind at most one
+/// of them), and upsert the points `point` makes of each item and its vector. Returns how many
+/// points were written. Used for first-start exemplar seeding and for replaying reviewed labels.
+pub async fn embed_and_upsert_background<T>(
+    store: &dyn VectorStore,
+    model: &E5Model,
+    queue: &crate::queue::EmbedQueue,
+    items: &[T],
+    text: impl Fn(&T) -> &str,
+    point: impl Fn(&T, Vec<f32>) -> Point,
+) -> anyhow::Result<usize> {
+    let mut written = 0;
+    for chunk in items.chunks(8) {
+        let texts: Vec<String> = chunk.iter().map(|t| encoder_text(text(t))).collect();
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let ids = model.tokenize(&refs, Kind::Query)?;
+        let vectors = queue
+            .embed_background(ids)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let points: Vec<Point> = chunk
+            .iter()
+            .zip(vectors)
+            .map(|(t, v)| point(t, v))
+            .collect();
+        written += points.len();
+        store.upsert(points).await?;
+    }
+    Ok(written)
+}
+
 /// Artifacts committed to the repository carry the exemplar texts (`exemplars.jsonl`) but not
 /// their vectors (too large to commit). Embed those once, in the background after start, and
 /// upsert them; the store persists them, so later starts skip this. Neighbours fill in as it
@@ -291,25 +322,15 @@ pub async fn seed_store_from_texts(
         return Ok(0);
     }
     tracing::info!(taxonomy = %tax, exemplars = lines.len(), "embedding shipped exemplars into the store (first start only)");
-    let mut added = 0;
-    // Small background jobs: a classify request waits behind at most one of them.
-    for chunk in lines.chunks(8) {
-        let texts: Vec<String> = chunk.iter().map(|l| encoder_text(&l.text)).collect();
-        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let ids = model.tokenize(&refs, Kind::Query)?;
-        let vectors = queue
-            .embed_background(ids)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let now = Utc::now();
-        let points = chunk
-            .iter()
-            .zip(vectors)
-            .map(|(l, v)| seed_point(&tax, &l.text, &l.code, &l.source, v, now, &version))
-            .collect::<Vec<_>>();
-        added += points.len();
-        store.upsert(points).await?;
-    }
+    let added = embed_and_upsert_background(
+        store,
+        model,
+        queue,
+        &lines,
+        |l| &l.text,
+        |l, v| seed_point(&tax, &l.text, &l.code, &l.source, v, Utc::now(), &version),
+    )
+    .await?;
     ready(m);
     tracing::info!(taxonomy = %tax, exemplars = added, "shipped exemplars embedded");
     Ok(added)

@@ -409,26 +409,15 @@ pub async fn replay_reviewed(s: &AppState) -> anyhow::Result<usize> {
         }
         tracing::info!(%taxonomy, labels = latest.len(), in_store = have, "replaying reviewed labels into the exemplar store");
         let labels: Vec<FinalLabel> = latest.into_values().collect();
-        for chunk in labels.chunks(8) {
-            let texts: Vec<String> = chunk
-                .iter()
-                .map(|l| crate::engine::encoder_text(&l.text))
-                .collect();
-            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            let ids = engine.model.tokenize(&refs, touxiang_model::Kind::Query)?;
-            let vectors = engine
-                .queue
-                .embed_background(ids)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let points = chunk
-                .iter()
-                .zip(vectors)
-                .map(|(l, vector)| reviewed_point(l, vector, engine.model_version()))
-                .collect::<Vec<_>>();
-            written += points.len();
-            store.upsert(points).await?;
-        }
+        written += crate::engine::embed_and_upsert_background(
+            store.as_ref(),
+            &engine.model,
+            &engine.queue,
+            &labels,
+            |l| &l.text,
+            |l, vector| reviewed_point(l, vector, engine.model_version()),
+        )
+        .await?;
     }
     Ok(written)
 }
