@@ -252,30 +252,16 @@ async fn bad_revoked_and_malformed_keys_get_401_with_a_challenge() {
     )
     .await;
     assert_eq!(st, StatusCode::CONFLICT);
-    let (st, b) = req(
-        &app,
-        "POST",
-        "/v1/admin/keys",
-        Some(admin),
-        Some(json!({"role": "root", "name": "x"})),
-    )
-    .await;
-    assert_eq!(
-        (st, b["error"]["field"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("role"))
-    );
-    let (st, b) = req(
-        &app,
-        "POST",
-        "/v1/admin/keys",
-        Some(admin),
-        Some(json!({"role": "reviewer", "name": "a b"})),
-    )
-    .await;
-    assert_eq!(
-        (st, b["error"]["field"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("name"))
-    );
+    for (body, field) in [
+        (json!({"role": "root", "name": "x"}), "role"),
+        (json!({"role": "reviewer", "name": "a b"}), "name"),
+    ] {
+        let (st, b) = req(&app, "POST", "/v1/admin/keys", Some(admin), Some(body)).await;
+        assert_eq!(
+            (st, b["error"]["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(field))
+        );
+    }
     let (st, _) = req(
         &app,
         "POST",
