@@ -295,14 +295,15 @@ impl PackedLinear {
     /// As [`PackedLinear::forward`] on a chosen instruction set (tests compare them).
     pub fn forward_with(&self, isa: Isa, acts: &QuantActs, y: &mut Vec<f32>, ep: Epilogue) {
         assert_eq!(acts.n, self.layout.n, "activation width");
-        let (t, nout) = (acts.tokens, self.nout);
-        self.forward_raw(isa, acts, y, t, nout);
+        self.matmul(isa, acts, y);
         if ep == Epilogue::Gelu {
             gelu_slice(y);
         }
     }
 
-    fn forward_raw(&self, isa: Isa, acts: &QuantActs, y: &mut Vec<f32>, t: usize, nout: usize) {
+    /// `y = acts · Wᵀ + bias`.
+    fn matmul(&self, isa: Isa, acts: &QuantActs, y: &mut Vec<f32>) {
+        let (t, nout) = (acts.tokens, self.nout);
         // Every element is written below: no need to clear old contents.
         y.resize(t * nout, 0.0);
         if t == 0 {
