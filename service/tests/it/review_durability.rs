@@ -3,8 +3,7 @@
 //! before the start, claims and labels over HTTP, SIGKILL right after the last 200, then the
 //! store is reopened and every acknowledged label must be there.
 
-#[path = "support/raw_http.rs"]
-mod raw_http;
+use crate::raw_http;
 
 use chrono::Utc;
 use serde_json::json;

@@ -1,7 +1,7 @@
 //! Batch jobs in-process: start from a server-side path and from an upload, poll to the end,
 //! download the output (one row per input row, in order), cancel and resume, path confinement.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

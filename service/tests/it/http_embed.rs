@@ -1,6 +1,6 @@
 //! /v1/embed and the error contract, through the router in-process (`oneshot`).
 
-mod common;
+use crate::common;
 
 use axum::http::StatusCode;
 use common::{call, call_raw, ready_state};

@@ -1,7 +1,7 @@
 //! /v1/classify end to end with the real encoder and a small classifier trained in the test on a
 //! custom two-level taxonomy (so the test does not depend on shipped artifacts).
 
-mod common;
+use crate::common;
 
 use axum::http::StatusCode;
 use common::{call, test_config};

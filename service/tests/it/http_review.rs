@@ -2,7 +2,7 @@
 //! invalid codes, concurrent claims, lease expiry, settings, and classify → review → exemplar
 //! (active learning) with a small classifier trained in the test.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 

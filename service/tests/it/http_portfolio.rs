@@ -2,7 +2,7 @@
 //! aggregate vs the library and vs an in-test fold, CSV/XLSX export, concentration, scores,
 //! alerts, parameter errors. The classifier is the deterministic keyword fake.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::io::Cursor;

@@ -1,7 +1,7 @@
 //! Authentication and the role matrix, in-process (`oneshot`) with authentication ON: every
 //! endpoint × every role (and no key / a bad key / a revoked key).
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};

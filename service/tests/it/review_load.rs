@@ -1,7 +1,7 @@
 //! Load run (ignored by default; prints figures):
 //!
 //! ```text
-//! cargo test -p touxiang --test review_load -- --ignored --nocapture
+//! cargo test -p touxiang --test it review_load -- --ignored --nocapture
 //! ```
 //!
 //! A real `touxiang serve` child process (`--insecure-no-auth`) on a data directory holding a
@@ -18,9 +18,8 @@
 //! A label's latency includes embedding its text for the exemplar store (active learning), so
 //! labels and classify share the encoder.
 
-mod common;
-#[path = "support/raw_http.rs"]
-mod raw_http;
+use crate::common;
+use crate::raw_http;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};

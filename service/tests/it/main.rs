@@ -1,0 +1,15 @@
+//! The service's integration tests, one module per area, linked into a single test binary
+//! (one link of the whole stack instead of nine keeps a clean CI build small and fast).
+
+mod common;
+mod raw_http;
+
+mod cli_batch;
+mod http_auth;
+mod http_classify;
+mod http_embed;
+mod http_jobs;
+mod http_portfolio;
+mod http_review;
+mod review_durability;
+mod review_load;
