@@ -177,6 +177,14 @@ pub struct Metrics {
     pub curve: Vec<CurvePoint>,
     /// The largest-coverage threshold whose precision reaches the target, if any.
     pub at_target: Option<CurvePoint>,
+    /// Calibration of the top-1 prediction (deepest step of the full path), abstention ignored:
+    /// defined even for a system that withholds every label.
+    pub calibration_top1: Calibration,
+    /// Auto-accept curve over the top-1 prediction's confidence (abstention ignored): what a
+    /// threshold on the best guess would accept, and how precise that would be.
+    pub curve_top1: Vec<CurvePoint>,
+    /// The largest-coverage top-1 threshold reaching the target precision, if any.
+    pub at_target_top1: Option<CurvePoint>,
     pub target_precision: f64,
     /// The system's own decisions.
     pub operating_point: OperatingPoint,
@@ -472,6 +480,7 @@ pub fn evaluate(tax: &Taxonomy, records: &[EvalRecord], opts: &MetricsOptions) -
     let (mut t1, mut t5, mut tn) = (0usize, 0usize, 0usize);
     let (mut credit, mut credit_n) = (0f64, 0usize);
     let mut conf_pairs: Vec<(f32, bool)> = Vec::new();
+    let mut top1_pairs: Vec<(f32, bool)> = Vec::new();
     let (mut auto_n, mut auto_ok) = (0usize, 0usize);
     let (mut vague_n, mut vague_abst, mut vague_auto) = (0usize, 0usize, 0usize);
     for r in records {
@@ -498,6 +507,14 @@ pub fn evaluate(tax: &Taxonomy, records: &[EvalRecord], opts: &MetricsOptions) -
         }
         if !r.pred_path.is_empty() {
             conf_pairs.push((r.pred_conf, correct));
+        }
+        let forced = r.forced_path();
+        if let Some(&c) = forced
+            .len()
+            .checked_sub(1)
+            .and_then(|i| r.level_probs.get(i))
+        {
+            top1_pairs.push((c, !vague && correct_at_label(tax, forced, &r.gold)));
         }
         if r.auto {
             auto_n += 1;
@@ -535,6 +552,9 @@ pub fn evaluate(tax: &Taxonomy, records: &[EvalRecord], opts: &MetricsOptions) -
         calibration: calibration(&conf_pairs, opts.ece_bins),
         curve: curve(&conf_pairs, n, opts.curve_step),
         at_target: threshold_for_precision(&conf_pairs, n, opts.target_precision),
+        calibration_top1: calibration(&top1_pairs, opts.ece_bins),
+        curve_top1: curve(&top1_pairs, n, opts.curve_step),
+        at_target_top1: threshold_for_precision(&top1_pairs, n, opts.target_precision),
         target_precision: opts.target_precision,
         operating_point: OperatingPoint {
             accepted: auto_n,

@@ -130,7 +130,7 @@ impl EvalReport {
         let _ = writeln!(s, "\n## Summary\n");
         head(&mut s, &["metric"]);
         type Row = (&'static str, fn(&Metrics) -> String);
-        let rows: [Row; 10] = [
+        let rows: [Row; 12] = [
             ("top-1 leaf (n)", |m| {
                 format!("{} ({})", pct(m.top1_leaf.value), m.top1_leaf.n)
             }),
@@ -141,6 +141,9 @@ impl EvalReport {
             ("labeled (not abstained)", |m| pct(Some(m.labeled))),
             ("precision of returned labels", |m| pct(m.label_precision)),
             ("ECE (15 bins)", |m| num(m.calibration.ece)),
+            ("ECE of the top-1 guess, abstention ignored", |m| {
+                num(m.calibration_top1.ece)
+            }),
             ("auto decisions: coverage", |m| {
                 pct(Some(m.operating_point.coverage))
             }),
@@ -149,6 +152,9 @@ impl EvalReport {
             }),
             ("threshold reaching target precision", |m| {
                 target_cell(&m.at_target)
+            }),
+            ("top-1 threshold reaching target precision", |m| {
+                target_cell(&m.at_target_top1)
             }),
             ("vague texts abstained (n)", |m| {
                 format!("{} ({})", pct(m.vague.abstained), m.vague.n)
@@ -201,32 +207,42 @@ impl EvalReport {
             |l| format!("{} / {}", num(l.macro_f1), num(l.macro_f1_forced)),
         );
 
-        let _ = writeln!(
-            s,
-            "\n## Auto-accept curve (label confidence ≥ threshold): coverage / precision\n"
-        );
-        head(&mut s, &["threshold"]);
-        for t in CURVE_SHOWN {
+        type CurveOf = fn(&Metrics) -> (&[CurvePoint], &Option<CurvePoint>);
+        let curve_table = |s: &mut String, title: &str, f: CurveOf| {
+            let _ = writeln!(s, "\n## {title}: coverage / precision\n");
+            head(s, &["threshold"]);
+            for t in CURVE_SHOWN {
+                let cells: Vec<String> = self
+                    .systems
+                    .iter()
+                    .map(|x| match point_at(f(&x.metrics).0, t) {
+                        Some(p) => format!("{} / {}", pct(Some(p.coverage)), pct(p.precision)),
+                        None => "–".into(),
+                    })
+                    .collect();
+                let _ = writeln!(s, "| {t:.2} | {} |", cells.join(" | "));
+            }
             let cells: Vec<String> = self
                 .systems
                 .iter()
-                .map(|x| match point_at(&x.metrics.curve, t) {
-                    Some(p) => format!("{} / {}", pct(Some(p.coverage)), pct(p.precision)),
-                    None => "–".into(),
-                })
+                .map(|x| target_cell(f(&x.metrics).1))
                 .collect();
-            let _ = writeln!(s, "| {t:.2} | {} |", cells.join(" | "));
-        }
-        let cells: Vec<String> = self
-            .systems
-            .iter()
-            .map(|x| target_cell(&x.metrics.at_target))
-            .collect();
-        let _ = writeln!(
-            s,
-            "| reaching {} | {} |",
-            pct(Some(self.target_precision)),
-            cells.join(" | ")
+            let _ = writeln!(
+                s,
+                "| reaching {} | {} |",
+                pct(Some(self.target_precision)),
+                cells.join(" | ")
+            );
+        };
+        curve_table(
+            &mut s,
+            "Top-1 curve (top-1 confidence ≥ threshold, abstention ignored)",
+            |m| (&m.curve_top1, &m.at_target_top1),
+        );
+        curve_table(
+            &mut s,
+            "Auto-accept curve (returned label confidence ≥ threshold)",
+            |m| (&m.curve, &m.at_target),
         );
         let cells: Vec<String> = self
             .systems
@@ -300,9 +316,14 @@ impl EvalReport {
                 .iter()
                 .map(|l| format!("{:>9}", pct(l.accuracy_forced)))
                 .collect();
-            let target = match &m.at_target {
-                Some(p) => format!("t={:.4} cov {}", p.threshold, pct(Some(p.coverage))),
-                None => "not reached".into(),
+            let target = match (&m.at_target, &m.at_target_top1) {
+                (Some(p), _) => format!("t={:.4} cov {}", p.threshold, pct(Some(p.coverage))),
+                (None, Some(p)) => format!(
+                    "labels: not reached; top-1 t={:.4} cov {}",
+                    p.threshold,
+                    pct(Some(p.coverage))
+                ),
+                (None, None) => "not reached".into(),
             };
             let _ = writeln!(
                 s,

@@ -394,3 +394,32 @@ fn record_from_classification_keeps_label_path_and_leaf_top5() {
     close(m.levels[1].accuracy, 1.0);
     close(m.levels[3].accuracy_forced, 0.0);
 }
+
+#[test]
+fn top1_curve_and_calibration_exist_when_every_label_is_withheld() {
+    let t = tax();
+    // nothing returned (pred_path empty); the best guesses are right at 0.9 and 0.8, wrong at 0.3
+    let mut recs = vec![
+        rec("A111", &[], &["A", "A1", "A11", "A111"], 0.9, false),
+        rec("A112", &[], &["A", "A1", "A11", "A112"], 0.8, false),
+        rec("B111", &[], &["A", "A2", "A21", "A211"], 0.3, false),
+    ];
+    recs.iter_mut().for_each(|r| r.pred_conf = 0.0);
+    let opts = MetricsOptions {
+        target_precision: 0.98,
+        ..MetricsOptions::default()
+    };
+    let m = evaluate(&t, &recs, &opts).unwrap();
+    assert_eq!(m.labeled, 0.0);
+    assert!(m.calibration.ece.is_none());
+    assert!(m.at_target.is_none());
+    // the top-1 view: accepting ≥ 0.8 takes 2 of 3, both right
+    let at = m.at_target_top1.expect("top-1 target reached");
+    assert_eq!(at.accepted, 2);
+    close(Some(at.coverage), 2.0 / 3.0);
+    close(at.precision, 1.0);
+    assert!(!m.curve_top1.is_empty());
+    // ECE over the three guesses, one bin each: (|1-0.9| + |1-0.8| + |0-0.3|) / 3
+    let ece = m.calibration_top1.ece.expect("top-1 ECE");
+    assert!((ece - (0.1 + 0.2 + 0.3) / 3.0).abs() < 1e-6, "{ece}");
+}
