@@ -11,7 +11,7 @@ use touxiang_model::{E5Model, Embedder, Precision};
 
 use crate::cli::Common;
 use crate::config::FlagOverrides;
-use crate::engine::{load_models, taxonomy_registry, E5Embed};
+use crate::engine::{ensure_exemplar_index, load_models, taxonomy_registry, E5Embed};
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
@@ -38,7 +38,7 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     );
     let version = Embedder::version(model.as_ref());
     let mut models = load_models(&cfg, &version)?;
-    let m = models.remove(&a.taxonomy).ok_or_else(|| {
+    let mut m = models.remove(&a.taxonomy).ok_or_else(|| {
         anyhow::anyhow!(
             "no trained classifier for '{}' (known taxonomies: {}; trained: {}); run `touxiang train` first",
             a.taxonomy,
@@ -49,6 +49,7 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     // A custom taxonomy need not be installed under DATA_DIR/taxonomies: its classifier's
     // artifact carries it.
     let tax = reg.get(&a.taxonomy).unwrap_or_else(|| m.taxonomy.clone());
+    ensure_exemplar_index(&cfg, &mut m, &model)?;
     let embedder = E5Embed(model);
     let cache = cfg.data_dir.join("embedding-cache");
     let f = classifier_fn(

@@ -281,6 +281,55 @@ pub async fn embed_and_upsert_background<T>(
     Ok(written)
 }
 
+/// The exemplar texts of an artifact (`exemplars.jsonl`); `None` when it has none.
+fn read_exemplar_lines(artifact_dir: &Path) -> anyhow::Result<Option<Vec<ExemplarLine>>> {
+    let path = artifact_dir.join("exemplars.jsonl");
+    let Ok(content) = std::fs::read_to_string(&path) else {
+        return Ok(None);
+    };
+    let lines = content
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("reading {}", path.display()))?;
+    Ok(Some(lines))
+}
+
+/// For offline use (`touxiang eval`): give `m` an in-memory exemplar index when its artifact
+/// carries only the exemplar texts (the shipped ones do), so the kNN vote takes part as it does
+/// in `serve` once its store is seeded. Without this, evaluation silently measured the
+/// heads-only calibration. Vectors go through `DATA_DIR/embedding-cache`: only the first run
+/// embeds (GB/T: 47 k short texts, about 2–3 min on 2 cores).
+pub fn ensure_exemplar_index(
+    cfg: &Config,
+    m: &mut TaxonomyModel,
+    model: &Arc<E5Model>,
+) -> anyhow::Result<()> {
+    if m.exemplars.is_some() {
+        return Ok(());
+    }
+    let Some(lines) = read_exemplar_lines(&m.artifact_dir)? else {
+        return Ok(());
+    };
+    let texts: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
+    let embedder = E5Embed(model.clone());
+    tracing::info!(taxonomy = %m.taxonomy.id(), exemplars = lines.len(), "embedding the artifact's exemplars (cached)");
+    let cache = cfg.data_dir.join("embedding-cache");
+    let vectors = touxiang_training::embed_all(&embedder, &texts, Some(&cache), 64)?;
+    let ix = touxiang_training::ExemplarIndex::new(
+        embedder.dim(),
+        &vectors,
+        lines.iter().map(|l| l.text.clone()).collect(),
+        lines.iter().map(|l| l.code.clone()).collect(),
+        lines.iter().map(|l| l.source.clone()).collect(),
+    )?;
+    m.exemplars = Some(Arc::new(ix));
+    m.neighbors_ready
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    Ok(())
+}
+
 /// Artifacts committed to the repository carry the exemplar texts (`exemplars.jsonl`) but not
 /// their vectors (too large to commit). Embed those once, in the background after start, and
 /// upsert them; the store persists them, so later starts skip this. Neighbours fill in as it
@@ -299,17 +348,10 @@ pub async fn seed_store_from_texts(
         ready(m);
         return Ok(0);
     }
-    let path = m.artifact_dir.join("exemplars.jsonl");
-    let Ok(content) = std::fs::read_to_string(&path) else {
+    let Some(lines) = read_exemplar_lines(&m.artifact_dir)? else {
         ready(m);
         return Ok(0);
     };
-    let lines: Vec<ExemplarLine> = content
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(serde_json::from_str)
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("reading {}", path.display()))?;
     let tax = m.taxonomy.id().to_string();
     let version = Embedder::version(model);
     let filter = Filter {

@@ -5,6 +5,7 @@ mod common;
 mod raw_http;
 
 mod cli_batch;
+mod exemplar_index;
 mod http_auth;
 mod http_classify;
 mod http_embed;

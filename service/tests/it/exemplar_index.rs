@@ -1,0 +1,55 @@
+//! Offline evaluation uses the same kNN vote as `serve`: a shipped artifact (exemplar texts
+//! only, no vectors) gets its exemplar index rebuilt by embedding the texts.
+
+use std::sync::Arc;
+
+use crate::common::{mini, model, test_config};
+use touxiang::engine::{ensure_exemplar_index, TaxonomyModel};
+use touxiang_training::Artifacts;
+
+#[test]
+fn an_artifact_without_exemplar_vectors_gets_its_index_rebuilt() {
+    let (tax, dir) = mini();
+    let full = Artifacts::load(dir).unwrap();
+    let original = full.exemplars.expect("a trained artifact keeps its exemplar vectors");
+
+    // the shipped form: everything but exemplars.safetensors
+    let shipped = tempfile::tempdir().unwrap();
+    for f in ["model.safetensors", "metadata.json", "exemplars.jsonl"] {
+        std::fs::copy(dir.join(f), shipped.path().join(f)).unwrap();
+    }
+    let a = Artifacts::load(shipped.path()).unwrap();
+    assert!(a.exemplars.is_none());
+    let mut m = TaxonomyModel {
+        taxonomy: tax.clone(),
+        classifier: Arc::new(a.classifier),
+        artifact_dir: shipped.path().to_path_buf(),
+        neighbors_ready: std::sync::atomic::AtomicBool::new(false),
+        exemplars: None,
+    };
+    let cfg = test_config();
+    ensure_exemplar_index(&cfg, &mut m, &model()).unwrap();
+    let rebuilt = m.exemplars.as_ref().expect("index rebuilt from exemplars.jsonl");
+    assert!(m.neighbors_ready.load(std::sync::atomic::Ordering::SeqCst));
+    assert_eq!(rebuilt.len(), original.len());
+    assert_eq!(rebuilt.texts, original.texts);
+    assert_eq!(rebuilt.codes, original.codes);
+
+    // same neighbours as the index training saved
+    let q = touxiang::engine::E5Embed(model());
+    let x = touxiang_training::EmbedFn::embed(&q, &["烧烤店购买冷柜", "采购热轧钢卷"]).unwrap();
+    let (a, b) = (original.search(&x, 5).unwrap(), rebuilt.search(&x, 5).unwrap());
+    for (na, nb) in a.iter().zip(&b) {
+        let codes = |v: &[touxiang_training::Neighbor]| -> Vec<String> {
+            v.iter().map(|n| n.code.clone()).collect()
+        };
+        assert_eq!(codes(na), codes(nb));
+        for (p, r) in na.iter().zip(nb) {
+            assert!((p.similarity - r.similarity).abs() < 1e-4);
+        }
+    }
+    // a second call keeps the index (nothing re-embedded)
+    let before = Arc::as_ptr(rebuilt);
+    ensure_exemplar_index(&cfg, &mut m, &model()).unwrap();
+    assert_eq!(Arc::as_ptr(m.exemplars.as_ref().unwrap()), before);
+}
