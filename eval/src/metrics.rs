@@ -308,24 +308,10 @@ pub fn macro_f1(pairs: &[(&str, Option<&str>)]) -> (Option<f64>, usize) {
 /// Expected calibration error over `(confidence, correct)` with `bins` equal-width bins.
 pub fn calibration(pairs: &[(f32, bool)], bins: usize) -> Calibration {
     let bins = bins.max(1);
-    let mut acc = vec![(0f64, 0usize, 0usize); bins];
-    for &(c, ok) in pairs {
-        let c = f64::from(c).clamp(0.0, 1.0);
-        let b = ((c * bins as f64) as usize).min(bins - 1);
-        acc[b].0 += c;
-        acc[b].1 += usize::from(ok);
-        acc[b].2 += 1;
-    }
-    let n = pairs.len();
-    let ece = (n > 0).then(|| {
-        acc.iter()
-            .filter(|b| b.2 > 0)
-            .map(|&(c, k, m)| (m as f64 / n as f64) * (k as f64 / m as f64 - c / m as f64).abs())
-            .sum()
-    });
+    let acc = touxiang_training::calibrate::confidence_bins(pairs, bins);
     Calibration {
-        n,
-        ece,
+        n: pairs.len(),
+        ece: touxiang_training::calibrate::ece(&acc),
         bins: acc
             .iter()
             .enumerate()

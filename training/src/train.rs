@@ -343,7 +343,6 @@ pub fn train(cfg: &TrainConfig, embedder: &dyn EmbedFn) -> Result<TrainReport> {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let model_version = format!("tx1-{}-{}-s{}", &corpus_version[..10], enc_tag, cfg.seed);
     let Classifier {
         tree: t,
         flat,
@@ -351,6 +350,17 @@ pub fn train(cfg: &TrainConfig, embedder: &dyn EmbedFn) -> Result<TrainReport> {
         lexical,
         ..
     } = proto;
+    let fit_tag = fitted_hash(flat.as_ref(), &levels, &cal_knn, &cal_heads)?;
+    // Corpus, encoder and seed say what went in; the fitted hash tells apart artifacts that the
+    // same inputs gave under different training code (each loan keeps the version it was
+    // labeled with, so two different classifiers must never share one).
+    let model_version = format!(
+        "tx1-{}-{}-s{}-{}",
+        &corpus_version[..10],
+        enc_tag,
+        cfg.seed,
+        fit_tag
+    );
     let mut clf = Classifier::new(
         t,
         flat,
@@ -400,6 +410,29 @@ pub fn train(cfg: &TrainConfig, embedder: &dyn EmbedFn) -> Result<TrainReport> {
     };
     arts.save(&artifact_dir)?;
     Ok(report)
+}
+
+/// First 3 bytes (hex) of the SHA-256 of everything fitted: head weights and both calibrations.
+fn fitted_hash(
+    flat: Option<&crate::heads::Linear>,
+    levels: &[crate::heads::Linear],
+    cal_knn: &crate::classifier::Calibration,
+    cal_heads: &crate::classifier::Calibration,
+) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(serde_json::to_vec(&(cal_knn, cal_heads))?);
+    for lin in flat.into_iter().chain(levels) {
+        for t in [&lin.w, &lin.b] {
+            for v in t.flatten_all()?.to_vec1::<f32>()? {
+                h.update(v.to_le_bytes());
+            }
+        }
+    }
+    Ok(h.finalize()[..3]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 fn texts_of<'a>(ex: &[&'a Example]) -> Vec<&'a str> {
