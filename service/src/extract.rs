@@ -54,6 +54,17 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         ),
         field: None,
     })?;
+    // Every request body is a JSON object. serde would also read a struct from an array
+    // (`[null, null]` fills its fields in order), which no client means to send.
+    if !text.trim_start().starts_with('{')
+        && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
+    {
+        return Err(ApiError::Validation {
+            code: "invalid_body",
+            message: "request body must be a JSON object".into(),
+            field: None,
+        });
+    }
     let de = &mut serde_json::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();

@@ -245,6 +245,16 @@ pub struct RowErrorDoc {
     pub reason: String,
 }
 
+/// Ingest modes, as the `mode` query parameter takes them (documentation of the parameter).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub enum IngestModeParam {
+    #[schema(rename = "all-or-nothing")]
+    AllOrNothing,
+    #[schema(rename = "commit-valid")]
+    CommitValid,
+}
+
 /// Ingest summary (`POST /v1/portfolios/{name}/loans`, and what `touxiang ingest` prints).
 #[derive(Serialize, ToSchema)]
 pub struct IngestSummary {
@@ -502,7 +512,7 @@ async fn read_upload(
     security(("bearer" = [])),
     params(
         ("name" = String, Path, description = "Portfolio name"),
-        ("mode" = Option<String>, Query, description = "`all-or-nothing` (default) or `commit-valid`"),
+        ("mode" = Option<IngestModeParam>, Query, description = "`all-or-nothing` (default) or `commit-valid`"),
         ("map" = Option<String>, Query, description = "Column renames `canonical=source,...`"),
         ("format" = Option<String>, Query, description = "csv | xlsx | jsonl (default: from the Content-Type or file name)"),
         ("sheet" = Option<String>, Query, description = "XLSX sheet (default: the first)"),
@@ -520,7 +530,7 @@ async fn read_upload(
         (status = 409, description = "Portfolio configuration conflict", body = crate::error::ErrorBody),
         (status = 413, description = "Upload over the limit", body = crate::error::ErrorBody),
         (status = 415, description = "Unknown file format", body = crate::error::ErrorBody),
-        (status = 422, description = "all-or-nothing with rejected rows (summary + error), or a bad parameter / missing column", body = IngestSummary),
+        (status = 422, description = "A bad parameter or missing column; or, in all-or-nothing mode, rejected rows: then the body also carries every IngestSummary field beside `error`", body = crate::error::ErrorBody),
         (status = 503, description = "Rows need labels and the classifier is still loading", body = crate::error::ErrorBody)))]
 pub async fn upload_loans(
     State(s): State<AppState>,

@@ -11,7 +11,9 @@ use touxiang_training::Artifacts;
 fn an_artifact_without_exemplar_vectors_gets_its_index_rebuilt() {
     let (tax, dir) = mini();
     let full = Artifacts::load(dir).unwrap();
-    let original = full.exemplars.expect("a trained artifact keeps its exemplar vectors");
+    let original = full
+        .exemplars
+        .expect("a trained artifact keeps its exemplar vectors");
 
     // the shipped form: everything but exemplars.safetensors
     let shipped = tempfile::tempdir().unwrap();
@@ -29,7 +31,10 @@ fn an_artifact_without_exemplar_vectors_gets_its_index_rebuilt() {
     };
     let cfg = test_config();
     ensure_exemplar_index(&cfg, &mut m, &model()).unwrap();
-    let rebuilt = m.exemplars.as_ref().expect("index rebuilt from exemplars.jsonl");
+    let rebuilt = m
+        .exemplars
+        .as_ref()
+        .expect("index rebuilt from exemplars.jsonl");
     assert!(m.neighbors_ready.load(std::sync::atomic::Ordering::SeqCst));
     assert_eq!(rebuilt.len(), original.len());
     assert_eq!(rebuilt.texts, original.texts);
@@ -38,7 +43,10 @@ fn an_artifact_without_exemplar_vectors_gets_its_index_rebuilt() {
     // same neighbours as the index training saved
     let q = touxiang::engine::E5Embed(model());
     let x = touxiang_training::EmbedFn::embed(&q, &["烧烤店购买冷柜", "采购热轧钢卷"]).unwrap();
-    let (a, b) = (original.search(&x, 5).unwrap(), rebuilt.search(&x, 5).unwrap());
+    let (a, b) = (
+        original.search(&x, 5).unwrap(),
+        rebuilt.search(&x, 5).unwrap(),
+    );
     for (na, nb) in a.iter().zip(&b) {
         let codes = |v: &[touxiang_training::Neighbor]| -> Vec<String> {
             v.iter().map(|n| n.code.clone()).collect()

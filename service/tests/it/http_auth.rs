@@ -358,3 +358,49 @@ async fn insecure_no_auth_switches_checks_off() {
         (StatusCode::UNPROCESSABLE_ENTITY, Some("reviewer"))
     );
 }
+
+#[test]
+fn every_operation_documents_the_errors_its_layers_can_give() {
+    let doc = serde_json::to_value(touxiang::openapi::ApiDoc::openapi()).unwrap();
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for m in ["get", "post", "put", "delete", "patch"] {
+            let Some(op) = item.get(m) else { continue };
+            let codes = op["responses"].as_object().unwrap();
+            let must = |code: &str, why: &str| {
+                let r = codes
+                    .get(code)
+                    .unwrap_or_else(|| panic!("{m} {path}: no {code} ({why})"));
+                assert!(
+                    r["content"]["application/json"]["schema"].is_object(),
+                    "{m} {path} {code}"
+                );
+            };
+            must("408", "timeout layer");
+            must("500", "internal error");
+            if op["security"].as_array().is_some_and(|s| !s.is_empty()) {
+                must("401", "key required");
+                must("403", "permission");
+            }
+            if op.get("requestBody").is_some() {
+                for c in ["400", "413", "415", "422"] {
+                    must(c, "request body");
+                }
+            }
+            let query = op["parameters"]
+                .as_array()
+                .is_some_and(|ps| ps.iter().any(|p| p["in"] == "query"));
+            if query {
+                must("422", "query parameters");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 28, "{checked}");
+    // the upload's 422 is an error body (rejected rows add the summary fields beside `error`)
+    let r = &doc["paths"]["/v1/portfolios/{name}/loans"]["post"]["responses"]["422"];
+    assert_eq!(
+        r["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/ErrorBody"
+    );
+}

@@ -118,6 +118,16 @@ async fn bad_input_gets_clear_4xx_errors() {
     .await;
     assert_error(st, &b, StatusCode::BAD_REQUEST, None);
     assert_eq!(b["error"]["code"], "invalid_utf8");
+    // a struct is never read from an array (serde would fill the fields in order)
+    for body in [
+        &b"[[\"a\"], \"query\"]"[..],
+        b"[null, null]",
+        b"  \"texts\"",
+    ] {
+        let (st, b) = call_raw(&app, "POST", "/v1/embed", "application/json", body.to_vec()).await;
+        assert_error(st, &b, StatusCode::UNPROCESSABLE_ENTITY, None);
+        assert_eq!(b["error"]["code"], "invalid_body", "{b}");
+    }
     let (st, b) = call_raw(&app, "POST", "/v1/embed", "text/plain", b"{}".to_vec()).await;
     assert_error(st, &b, StatusCode::UNSUPPORTED_MEDIA_TYPE, None);
     let huge = format!("{{\"texts\": [\"{}\"]}}", "a".repeat(3 * 1024 * 1024));
