@@ -49,6 +49,10 @@ pub struct IngestArgs {
     /// Store loans without industry_code unlabeled instead of running the classifier.
     #[arg(long)]
     pub no_label: bool,
+    /// Label with the kNN vote over the training exemplars, as `serve` does (first run embeds
+    /// the shipped exemplars, about 2 min for GB/T; cached after). Default: heads only.
+    #[arg(long)]
+    pub neighbors: bool,
     /// XLSX sheet (default: the first).
     #[arg(long)]
     pub sheet: Option<String>,
@@ -113,7 +117,7 @@ pub fn run_with(cfg: &Config, a: &IngestArgs) -> anyhow::Result<IngestReport> {
         .taxonomy
         .clone()
         .unwrap_or_else(|| cfg.classify.default_taxonomy.clone());
-    let lazy = (!a.no_label).then(|| LazyLabeler::new(cfg.clone(), taxonomy.clone()));
+    let lazy = (!a.no_label).then(|| LazyLabeler::new(cfg.clone(), taxonomy.clone(), a.neighbors));
     let store = PortfolioStore::open(&cfg.data_dir).with_context(|| {
         format!(
             "cannot open the portfolio store in {}",
@@ -139,22 +143,26 @@ pub fn run_with(cfg: &Config, a: &IngestArgs) -> anyhow::Result<IngestReport> {
 pub struct LazyLabeler {
     cfg: Config,
     taxonomy: String,
+    neighbors: bool,
     inner: OnceLock<Result<Arc<dyn Labeler>, String>>,
 }
 
 impl LazyLabeler {
-    /// A labeler for `taxonomy` that loads on first use.
-    pub fn new(cfg: Config, taxonomy: String) -> Self {
+    /// A labeler for `taxonomy` that loads on first use (`neighbors`: see
+    /// [`crate::engine::load_labeler`]).
+    pub fn new(cfg: Config, taxonomy: String, neighbors: bool) -> Self {
         LazyLabeler {
             cfg,
             taxonomy,
+            neighbors,
             inner: OnceLock::new(),
         }
     }
 
     fn get(&self) -> &Result<Arc<dyn Labeler>, String> {
         self.inner.get_or_init(|| {
-            crate::engine::load_labeler(&self.cfg, &self.taxonomy).map_err(|e| format!("{e:#}"))
+            crate::engine::load_labeler(&self.cfg, &self.taxonomy, self.neighbors)
+                .map_err(|e| format!("{e:#}"))
         })
     }
 

@@ -61,3 +61,30 @@ fn an_artifact_without_exemplar_vectors_gets_its_index_rebuilt() {
     ensure_exemplar_index(&cfg, &mut m, &model()).unwrap();
     assert_eq!(Arc::as_ptr(m.exemplars.as_ref().unwrap()), before);
 }
+
+#[test]
+fn command_line_labelers_vote_over_neighbours_only_when_asked() {
+    use touxiang_datasets::Labeler;
+    // a data dir holding the mini classifier in its shipped form (no exemplar vectors)
+    let data = tempfile::tempdir().unwrap();
+    let art = crate::common::train_mini(data.path());
+    let full = Artifacts::load(&art).unwrap();
+    std::fs::remove_file(art.join("exemplars.safetensors")).unwrap();
+    let mut cfg = test_config();
+    cfg.data_dir = data.path().to_path_buf();
+    let on = touxiang::engine::load_embedding_labeler(&cfg, "mini", true).unwrap();
+    let ix = on
+        .index
+        .as_ref()
+        .expect("--neighbors: exemplar index rebuilt");
+    assert_eq!(ix.texts, full.exemplars.as_ref().unwrap().texts);
+    let off = touxiang::engine::load_embedding_labeler(&cfg, "mini", false).unwrap();
+    assert!(off.index.is_none(), "default: heads only");
+    // both label, with the same classifier version
+    let texts = ["烧烤店购买冷柜", "采购热轧钢卷"];
+    for l in [&on, &off] {
+        let r = l.label(&texts).unwrap();
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].model_version, full.meta.model_version);
+    }
+}
