@@ -64,6 +64,11 @@ pub trait Labeler: Send + Sync {
     fn model_version(&self) -> String;
     /// Version (id) of the taxonomy the labels belong to.
     fn taxonomy_version(&self) -> String;
+    /// What cached labels and resumable checkpoints of this labeler are keyed by: the model
+    /// version plus anything else that changes the labels (e.g. whether neighbours vote).
+    fn cache_scope(&self) -> String {
+        self.model_version()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -254,8 +254,43 @@ pub fn load_embedding_labeler(
     Ok(EmbeddingLabeler {
         classifier: m.classifier,
         embedder: Arc::new(E5Embed(model)),
-        index: m.exemplars,
+        index: m
+            .exemplars
+            .map(|ix| ix as Arc<dyn touxiang_training::NeighborSource>),
     })
+}
+
+/// The `k` nearest labeled exemplars of each embedding in `store` (within `filter`: one taxonomy
+/// and encoder version), or `None` when the store fails: the caller then classifies with the
+/// heads-only calibration, as a partial neighbour set would be miscalibrated. One search for
+/// `/v1/classify` and for the HTTP job and upload labelers, so both label alike.
+pub async fn store_neighbors(
+    store: &dyn VectorStore,
+    filter: &Filter,
+    embeddings: &[Vec<f32>],
+    k: usize,
+) -> Option<Vec<Vec<touxiang_training::Neighbor>>> {
+    let mut out = Vec::with_capacity(embeddings.len());
+    for e in embeddings {
+        match store.search(e, k, filter).await {
+            Ok(hits) => out.push(
+                hits.into_iter()
+                    .map(|h| touxiang_training::Neighbor {
+                        text: h.payload.text,
+                        code: h.payload.code,
+                        similarity: h.score,
+                        source: h.payload.source,
+                    })
+                    .collect(),
+            ),
+            Err(err) => {
+                tracing::warn!(error = %err, "exemplar store unavailable; classifying without neighbours");
+                metrics::counter!("touxiang_neighbors_unavailable_total").increment(1);
+                return None;
+            }
+        }
+    }
+    Some(out)
 }
 
 /// Resolve a taxonomy-relative path for error messages.

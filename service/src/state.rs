@@ -7,8 +7,8 @@ use std::time::Instant;
 use touxiang_datasets::Labeler;
 use touxiang_model::{E5Model, Embedder};
 use touxiang_text::Segmenter;
-use touxiang_training::EmbeddingLabeler;
-use touxiang_vectors::VectorStore;
+use touxiang_training::{EmbeddingLabeler, Neighbor, NeighborSource, TrainError};
+use touxiang_vectors::{Filter, VectorStore};
 
 use crate::config::Config;
 use crate::engine::{E5Embed, TaxonomyModel};
@@ -131,15 +131,85 @@ impl AppState {
     }
 
     /// Labeler (encoder + classifier) for `taxonomy`: 422 for an unknown taxonomy, 503 while
-    /// loading. Used by portfolio ingest and batch jobs.
+    /// loading. Used by portfolio uploads and batch jobs. It votes over the same exemplar store
+    /// as `/v1/classify` (training exemplars and reviewed cases) once that store is seeded, so a
+    /// book reclassified over HTTP gets the labels online classify gives; before that, or
+    /// without a store, it uses the heads-only calibration, as classify does. Must be called
+    /// inside the runtime (it keeps a handle to search the store from the labeling threads).
     pub fn labeler(&self, taxonomy: &str) -> Result<Arc<dyn Labeler>, ApiError> {
         let e = self.engine()?;
         let m = e.taxonomy_model(taxonomy)?;
         Ok(Arc::new(EmbeddingLabeler {
             classifier: m.classifier.clone(),
             embedder: Arc::new(E5Embed(e.model.clone())),
-            index: m.exemplars.clone(),
+            index: self.neighbor_source(taxonomy)?,
         }))
+    }
+
+    /// Where [`AppState::labeler`] finds neighbours: the exemplar store `/v1/classify` searches
+    /// (when there is one), else the artifact's in-memory exemplars, else none. A labeler made
+    /// while the store is still being seeded gets none: it labels heads-only throughout (and
+    /// caches under that scope) rather than switching mid-job.
+    pub fn neighbor_source(
+        &self,
+        taxonomy: &str,
+    ) -> Result<Option<Arc<dyn NeighborSource>>, ApiError> {
+        let e = self.engine()?;
+        let m = e.taxonomy_model(taxonomy)?;
+        let seeded = m.neighbors_ready.load(std::sync::atomic::Ordering::SeqCst);
+        Ok(match (&e.store, &m.exemplars) {
+            (Some(_), _) if !seeded => None,
+            (Some(_), _) => {
+                let handle = tokio::runtime::Handle::try_current().map_err(|err| {
+                    ApiError::Internal(format!("labeler outside the runtime: {err}"))
+                })?;
+                Some(Arc::new(StoreNeighbors {
+                    state: self.clone(),
+                    taxonomy: taxonomy.to_string(),
+                    handle,
+                }))
+            }
+            (None, Some(ix)) => Some(ix.clone()),
+            (None, None) => None,
+        })
+    }
+}
+
+/// The service's exemplar store as a [`NeighborSource`] for labelers that run on their own
+/// threads (batch jobs, portfolio uploads): searches go back to the runtime through `handle`.
+struct StoreNeighbors {
+    state: AppState,
+    taxonomy: String,
+    handle: tokio::runtime::Handle,
+}
+
+impl NeighborSource for StoreNeighbors {
+    fn neighbors(
+        &self,
+        vectors: &[Vec<f32>],
+        k: usize,
+    ) -> Result<Option<Vec<Vec<Neighbor>>>, TrainError> {
+        let engine = self
+            .state
+            .engine()
+            .map_err(|e| TrainError::Embed(e.to_string()))?;
+        let (Some(store), Ok(tm)) = (&engine.store, engine.taxonomy_model(&self.taxonomy)) else {
+            return Ok(None);
+        };
+        if !tm.neighbors_ready.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(None);
+        }
+        let filter = Filter {
+            taxonomy: Some(self.taxonomy.clone()),
+            model_version: Some(engine.model_version()),
+            ..Filter::default()
+        };
+        Ok(self.handle.block_on(crate::engine::store_neighbors(
+            store.as_ref(),
+            &filter,
+            vectors,
+            k,
+        )))
     }
 }
 

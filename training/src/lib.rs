@@ -28,7 +28,7 @@ pub use artifacts::{latest_artifact_dir, ArtifactMeta, Artifacts};
 pub use calibrate::{DecisionTargets, SplitMetrics};
 pub use classifier::{
     Alternative, Calibration, Classification, Classifier, ClassifyOptions, EmbeddingLabeler,
-    KeywordFn, Label, Neighbor,
+    KeywordFn, Label, Neighbor, NeighborSource,
 };
 pub use corpus::{
     build_corpus, lendingclub_examples, load_examples_jsonl, Corpus, CorpusOptions, CorpusStats,

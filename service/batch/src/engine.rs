@@ -242,12 +242,13 @@ pub fn run(
         Format::Csv
     };
     let model = labeler.model_version();
+    let scope = labeler.cache_scope();
     let tax_version = labeler.taxonomy_version();
     let diff_enabled = opts.old_code_column.is_some() || hooks.previous_codes.is_some();
     let taxonomy = hooks.taxonomy.clone().unwrap_or_else(Taxonomy::gbt4754_arc);
 
     progress.set_stage(Stage::Scanning);
-    let fp = fingerprint(opts, in_fmt, out_fmt, &model, &tax_version, hooks)?;
+    let fp = fingerprint(opts, in_fmt, out_fmt, &scope, &tax_version, hooks)?;
     let ckpt_path = opts.checkpoint_path();
     let part_path = opts.part_path();
 
@@ -356,7 +357,7 @@ pub fn run(
             break;
         }
     }
-    let mut cache = LabelCache::open(opts.cache_path.as_deref(), &model, &tax_version)?;
+    let mut cache = LabelCache::open(opts.cache_path.as_deref(), &scope, &tax_version)?;
     progress.set_stage(Stage::Labeling);
 
     let mut chunk: Vec<RawRow> = Vec::with_capacity(opts.chunk_size);

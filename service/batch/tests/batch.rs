@@ -229,6 +229,36 @@ fn dedup_within_chunks_and_cache_across_chunks_and_runs() {
     opts.output = d.path().join("out3.csv");
     run(&opts, &labeler3, &BatchHooks::default()).unwrap();
     assert_eq!(labeler3.texts(), 4);
+
+    // Nor does the same model labeling another way (neighbours voting): its cache scope
+    // differs, while its rows still carry the model version.
+    let labeler4 = Scoped(KeywordLabeler::new());
+    opts.output = d.path().join("out4.csv");
+    run(&opts, &labeler4, &BatchHooks::default()).unwrap();
+    assert_eq!(labeler4.0.texts(), 4);
+    let out4 = std::fs::read_to_string(d.path().join("out4.csv")).unwrap();
+    assert!(out4.contains(&labeler4.model_version()) && !out4.contains("+knn"));
+}
+
+/// The keyword labeler with another cache scope than its model version.
+struct Scoped(KeywordLabeler);
+
+impl Labeler for Scoped {
+    fn label(
+        &self,
+        t: &[&str],
+    ) -> Result<Vec<touxiang_datasets::LabelResult>, touxiang_datasets::LabelError> {
+        self.0.label(t)
+    }
+    fn model_version(&self) -> String {
+        self.0.model_version()
+    }
+    fn taxonomy_version(&self) -> String {
+        self.0.taxonomy_version()
+    }
+    fn cache_scope(&self) -> String {
+        format!("{}+knn", self.0.model_version())
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ use touxiang_training::{ClassifyOptions, Neighbor};
 use touxiang_vectors::Filter;
 use utoipa::ToSchema;
 
-use crate::engine::{api_source, encoder_text};
+use crate::engine::{api_source, encoder_text, store_neighbors};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::state::AppState;
@@ -163,34 +163,13 @@ pub async fn classify(
         model_version: Some(model_version.clone()),
         ..Filter::default()
     };
-    let mut neighbors: Vec<Vec<Neighbor>> = Vec::with_capacity(embeddings.len());
     let seeded = tm.neighbors_ready.load(std::sync::atomic::Ordering::SeqCst);
-    let mut available = engine.store.is_some() && seeded;
-    if let (Some(store), true) = (&engine.store, seeded) {
-        for e in &embeddings {
-            match store.search(e, k, &filter).await {
-                Ok(hits) => neighbors.push(
-                    hits.into_iter()
-                        .map(|h| Neighbor {
-                            text: h.payload.text,
-                            code: h.payload.code,
-                            similarity: h.score,
-                            source: h.payload.source,
-                        })
-                        .collect(),
-                ),
-                Err(err) => {
-                    tracing::warn!(error = %err, "exemplar store unavailable; classifying without neighbours");
-                    metrics::counter!("touxiang_neighbors_unavailable_total").increment(1);
-                    available = false;
-                    break;
-                }
-            }
-        }
-    }
-    if !available {
-        neighbors = vec![Vec::new(); embeddings.len()];
-    }
+    let found = match (&engine.store, seeded) {
+        (Some(store), true) => store_neighbors(store.as_ref(), &filter, &embeddings, k).await,
+        _ => None,
+    };
+    let available = found.is_some();
+    let neighbors: Vec<Vec<Neighbor>> = found.unwrap_or_else(|| vec![Vec::new(); embeddings.len()]);
     let texts: Vec<&str> = req.items.iter().map(|it| it.text.as_str()).collect();
     let opts = ClassifyOptions {
         top_k,

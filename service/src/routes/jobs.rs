@@ -406,7 +406,9 @@ async fn read_multipart(
 
 /// Start a batch job. JSON body: a server-side `input` under `DATA_DIR/jobs/`; or
 /// `multipart/form-data` with a `file` part (and an optional `options` JSON part). Answers 202
-/// with the job; poll `GET /v1/jobs/{id}`.
+/// with the job; poll `GET /v1/jobs/{id}`. Rows are labeled as `/v1/classify` labels them
+/// (voting over the same exemplar store once it is seeded; a job started before that labels with
+/// the heads-only calibration throughout).
 #[utoipa::path(post, path = "/v1/jobs", tag = "jobs", security(("bearer" = [])),
     request_body(content = JobRequest, description = "application/json; or multipart/form-data with parts `file` (the input) and `options` (this JSON without `input`)"),
     responses(

@@ -498,7 +498,7 @@ async fn read_upload(
 ///
 /// The file is CSV, JSONL or XLSX with the canonical columns (see API.md); `map` renames source
 /// columns (`canonical=source,...`). Loans without `industry_code` are labeled by the classifier
-/// of `taxonomy`; with `label=false` they are stored without an industry (counted in
+/// of `taxonomy`, as `/v1/classify` labels them (voting over the same exemplar store); with `label=false` they are stored without an industry (counted in
 /// `industry_missing`). When a label is needed but no classifier is available the upload fails
 /// as a whole (503 while loading, 422 unknown taxonomy) and nothing is written.
 ///

@@ -143,3 +143,96 @@ async fn classify_rejects_bad_input_naming_the_field() {
         assert_eq!(b["error"]["field"], field, "{body} -> {b}");
     }
 }
+
+/// Batch jobs and portfolio uploads label through `AppState::labeler` on their own threads; it
+/// must search the same seeded store as `/v1/classify` (same neighbours) and so give the labels
+/// and confidences online classify gives.
+#[tokio::test]
+async fn job_and_upload_labelers_vote_over_the_store_like_classify() {
+    use touxiang_training::EmbedFn;
+    let (app, state) = app_with_classifier().await;
+    let texts = [
+        "补充流动资金，采购热轧钢卷",
+        "用于烤串店装修及购买冷柜",
+        "购买仔猪及饲料",
+        "支付水稻种子款",
+        "采购棉布用于衬衫生产",
+        "资金周转",
+    ];
+    let items: Vec<_> = texts.iter().map(|t| json!({ "text": t })).collect();
+    let (st, body) = call(
+        &app,
+        "POST",
+        "/v1/classify",
+        Some(json!({"items": items, "taxonomy": "mini", "neighbors": 3})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let results = body["results"].as_array().unwrap();
+    assert!(results[0]["neighbors_available"].as_bool().unwrap());
+
+    // the neighbours the labelers see, searched from a thread outside the runtime
+    let source = state
+        .neighbor_source("mini")
+        .unwrap()
+        .expect("store-backed");
+    let vectors = touxiang::engine::E5Embed(state.engine().unwrap().model.clone())
+        .embed(&texts)
+        .unwrap();
+    let found = tokio::task::spawn_blocking(move || source.neighbors(&vectors, 3))
+        .await
+        .unwrap()
+        .unwrap()
+        .expect("store seeded");
+    for (i, r) in results.iter().enumerate() {
+        let shown: Vec<(&str, &str)> = r["neighbors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| (n["text"].as_str().unwrap(), n["code"].as_str().unwrap()))
+            .collect();
+        let got: Vec<(&str, &str)> = found[i]
+            .iter()
+            .map(|n| (n.text.as_str(), n.code.as_str()))
+            .collect();
+        assert_eq!(got, shown, "{}", texts[i]);
+        assert!(!got.is_empty());
+    }
+
+    let labeler = state.labeler("mini").unwrap();
+    assert!(
+        labeler.cache_scope().ends_with("+knn"),
+        "labels voted over neighbours are cached apart from heads-only ones: {}",
+        labeler.cache_scope()
+    );
+    // an upload labels on a blocking-pool thread, a job on a thread of its own
+    let (l1, l2) = (labeler.clone(), labeler);
+    let from_pool = tokio::task::spawn_blocking(move || l1.label(&texts))
+        .await
+        .unwrap()
+        .unwrap();
+    let from_thread = tokio::task::spawn_blocking(move || {
+        std::thread::spawn(move || l2.label(&texts)).join().unwrap()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    for (i, r) in results.iter().enumerate() {
+        for got in [&from_pool[i], &from_thread[i]] {
+            assert_eq!(
+                got.code.as_deref(),
+                r["label"]["code"].as_str(),
+                "{}",
+                texts[i]
+            );
+            assert_eq!(got.decision.as_str(), r["decision"].as_str().unwrap());
+            let c = r["confidence"].as_f64().unwrap() as f32;
+            assert!(
+                (got.confidence - c).abs() < 1e-4,
+                "{}: {} vs {c}",
+                texts[i],
+                got.confidence
+            );
+        }
+    }
+}
