@@ -360,6 +360,40 @@ fn include_items_split_into_head_and_sub_terms() {
         parse_include("物镜（部分）：摄影机用物镜").0.as_deref(),
         Some("物镜")
     );
+    // Brackets: another name → both names; a qualifier → one text with it (the bare term is
+    // another class's product, the bare qualifier names nothing).
+    assert_eq!(
+        parse_include("裸燕麦（莜麦）"),
+        (Some("裸燕麦".to_string()), vec!["莜麦".to_string()])
+    );
+    let (h, s) = parse_include("水下管汇：压缩机（石油钻采专用）、分离器（石油钻采专用）");
+    assert_eq!(h.as_deref(), Some("水下管汇"));
+    assert_eq!(s, vec!["压缩机（石油钻采专用）", "分离器（石油钻采专用）"]);
+    assert_eq!(
+        parse_include("硫铝酸盐水泥（膨胀、自应力）").0.as_deref(),
+        Some("硫铝酸盐水泥（膨胀、自应力）")
+    );
+    assert_eq!(
+        parse_include("一般自行车（不含跑车、山地车）"),
+        (Some("一般自行车".to_string()), vec![])
+    );
+    let (h, s) = parse_include("高性能不锈钢制品（高性能是指用于核电、航空航天及军工装备、海洋工程、生物医学工程用（二类以上");
+    assert_eq!(h.as_deref(), Some("高性能不锈钢制品"));
+    assert!(
+        s.is_empty(),
+        "a long description is no term of its own: {s:?}"
+    );
+    // Goods listed under a trade heading are traded, not made.
+    let (h, s) = parse_include("面粉批发和进出口：精面粉、专用面、普通面及其他面粉批发和进出口");
+    assert_eq!(h.as_deref(), Some("面粉批发和进出口"));
+    assert_eq!(
+        s,
+        vec![
+            "精面粉批发和进出口",
+            "专用面批发和进出口",
+            "普通面及其他面粉批发和进出口"
+        ]
+    );
     assert_eq!(
         clean_definition("指对各种农作物的种植。").as_deref(),
         Some("各种农作物的种植")
@@ -485,3 +519,4 @@ fn lendingclub_flat_taxonomy_from_csv() {
         .to_string()
         .contains("purpose"));
 }
+
