@@ -40,6 +40,29 @@ pub struct TrainArgs {
     /// Target precision for the auto-accept and level thresholds.
     #[arg(long)]
     pub target_precision: Option<f64>,
+    /// Shallowest level a label may have to be decided `auto` (a level name of the taxonomy,
+    /// e.g. `section` for banks that report 门类 only, or its depth, 0 = top). Default: the
+    /// second level (`division` for GB/T 4754), the only level of a flat taxonomy.
+    #[arg(long)]
+    pub auto_min_level: Option<String>,
+}
+
+/// Depth of `level` in `tree`: one of its level names or a depth number.
+fn level_depth(tree: &Tree, level: &str) -> anyhow::Result<usize> {
+    let n = tree.depth_count();
+    let names: Vec<&str> = (0..n).map(|d| tree.level_name(d)).collect();
+    names
+        .iter()
+        .position(|l| *l == level)
+        .or_else(|| level.parse::<usize>().ok().filter(|&d| d < n))
+        .with_context(|| {
+            format!(
+                "--auto-min-level {level:?}: taxonomy {} has levels {} (or depths 0..{})",
+                tree.id,
+                names.join(", "),
+                n - 1
+            )
+        })
 }
 
 pub fn run(a: TrainArgs) -> anyhow::Result<()> {
@@ -83,7 +106,15 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         }
         _ => anyhow::bail!("a custom taxonomy needs both --taxonomy-csv and --examples"),
     };
+    let auto_min_depth = a
+        .auto_min_level
+        .as_deref()
+        .map(|l| level_depth(&tree, l))
+        .transpose()?;
     let mut tc = TrainConfig::new(tree, source, &out);
+    if let Some(d) = auto_min_depth {
+        tc.targets.auto_min_depth = d;
+    }
     tc.seed = a.seed;
     tc.extra_examples = a.include.clone();
     tc.cache_dir = Some(cfg.data_dir.join("embedding-cache"));
@@ -132,7 +163,24 @@ fn install_taxonomy(
 
 #[cfg(test)]
 mod tests {
-    use super::install_taxonomy;
+    use super::{install_taxonomy, level_depth};
+    use touxiang_datasets::Taxonomy;
+    use touxiang_training::Tree;
+
+    #[test]
+    fn auto_min_level_is_a_level_name_or_depth_of_the_taxonomy() {
+        let tree = Tree::from_taxonomy(Taxonomy::gbt4754(), true).unwrap();
+        assert_eq!(level_depth(&tree, "section").unwrap(), 0);
+        assert_eq!(level_depth(&tree, "class").unwrap(), 3);
+        assert_eq!(level_depth(&tree, "2").unwrap(), 2);
+        for bad in ["4", "industry", ""] {
+            let e = level_depth(&tree, bad).unwrap_err().to_string();
+            assert!(
+                e.contains("--auto-min-level") && e.contains("section, division, group, class"),
+                "{bad:?}: {e}"
+            );
+        }
+    }
 
     #[test]
     fn a_custom_taxonomy_is_installed_once_and_never_silently_replaced() {

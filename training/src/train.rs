@@ -76,6 +76,15 @@ pub struct TrainConfig {
 impl TrainConfig {
     /// Defaults for a tree and a corpus source.
     pub fn new(tree: Tree, source: CorpusSource, out_dir: impl Into<PathBuf>) -> Self {
+        // Auto decisions from the second level down (a division of GB/T 4754); a flat taxonomy
+        // has only its one level, where they must be possible too.
+        let defaults = DecisionTargets::default();
+        let targets = DecisionTargets {
+            auto_min_depth: defaults
+                .auto_min_depth
+                .min(tree.depth_count().saturating_sub(1)),
+            ..defaults
+        };
         TrainConfig {
             tree,
             source,
@@ -83,7 +92,7 @@ impl TrainConfig {
             seed: 42,
             out_dir: out_dir.into(),
             cache_dir: None,
-            targets: DecisionTargets::default(),
+            targets,
             head: HeadConfig::default(),
             flat_head: true,
             level_heads: true,
@@ -178,6 +187,14 @@ pub fn train(cfg: &TrainConfig, embedder: &dyn EmbedFn) -> Result<TrainReport> {
     let corpus = corpus_of(cfg)?;
     let stats = corpus.stats();
     tracing::info!("corpus:\n{stats}");
+    if cfg.targets.auto_min_depth >= tree.depth_count() {
+        return Err(TrainError::Invalid(format!(
+            "auto decisions from depth {} but taxonomy {} has {} level(s): no label could ever be auto",
+            cfg.targets.auto_min_depth,
+            tree.id,
+            tree.depth_count()
+        )));
+    }
     let train_ex = corpus.split(Split::Train);
     let calib_ex = corpus.split(Split::Calib);
     let test_ex = corpus.split(Split::Test);

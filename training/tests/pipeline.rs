@@ -520,3 +520,29 @@ fn lendingclub_flat_taxonomy_from_csv() {
         .contains("purpose"));
 }
 
+#[test]
+fn a_flat_taxonomy_can_decide_auto_and_an_impossible_auto_level_is_refused() {
+    // 8 well-separated classes on one level (a bank's own flat taxonomy).
+    let rows: Vec<(String, String, Option<String>)> = (0..8)
+        .map(|i| (format!("P{i}"), format!("用途{i}"), None))
+        .collect();
+    let tree = Tree::from_rows("flat", vec!["purpose".into()], &rows, false).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = common::synthetic_config_for(tree, dir.path(), 3, 60);
+    assert_eq!(
+        cfg.targets.auto_min_depth, 0,
+        "a one-level taxonomy decides auto at its only level"
+    );
+    let report = train(&cfg, &HashEmbedder::default()).unwrap();
+    assert!(
+        report.test.auto_coverage > 0.5 && report.test.auto_precision >= 0.9,
+        "separable classes are decided auto: {:?}",
+        report.test
+    );
+    // Auto from a level the taxonomy does not have: refused, naming the levels.
+    cfg.targets.auto_min_depth = 1;
+    let e = train(&cfg, &HashEmbedder::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("depth 1") && e.contains("1 level"), "{e}");
+}

@@ -114,7 +114,12 @@ pub fn synthetic_examples(tree: &Tree, per_leaf: usize, seed: u64) -> Vec<Exampl
 
 /// A fast training config on the synthetic data.
 pub fn synthetic_config(out: &Path, seed: u64, per_leaf: usize) -> TrainConfig {
-    let tree = synthetic_tree(true);
+    synthetic_config_for(synthetic_tree(true), out, seed, per_leaf)
+}
+
+/// A fast training config on synthetic data for the leaves of `tree` (decisions from the
+/// default auto level: the second level, or the only one of a flat tree).
+pub fn synthetic_config_for(tree: Tree, out: &Path, seed: u64, per_leaf: usize) -> TrainConfig {
     let examples = synthetic_examples(&tree, per_leaf, seed);
     let mut cfg = TrainConfig::new(
         tree,
@@ -131,8 +136,8 @@ pub fn synthetic_config(out: &Path, seed: u64, per_leaf: usize) -> TrainConfig {
     cfg.targets = DecisionTargets {
         level_precision: 0.95,
         auto_precision: 0.95,
-        auto_min_depth: 1,
         min_support: 10,
+        ..cfg.targets
     };
     cfg
 }
