@@ -184,9 +184,6 @@ pub fn corpus_of(cfg: &TrainConfig) -> Result<Corpus> {
 pub fn train(cfg: &TrainConfig, embedder: &dyn EmbedFn) -> Result<TrainReport> {
     let t0 = Instant::now();
     let tree = &cfg.tree;
-    let corpus = corpus_of(cfg)?;
-    let stats = corpus.stats();
-    tracing::info!("corpus:\n{stats}");
     if cfg.targets.auto_min_depth >= tree.depth_count() {
         return Err(TrainError::Invalid(format!(
             "auto decisions from depth {} but taxonomy {} has {} level(s): no label could ever be auto",
@@ -195,6 +192,9 @@ pub fn train(cfg: &TrainConfig, embedder: &dyn EmbedFn) -> Result<TrainReport> {
             tree.depth_count()
         )));
     }
+    let corpus = corpus_of(cfg)?;
+    let stats = corpus.stats();
+    tracing::info!("corpus:\n{stats}");
     let train_ex = corpus.split(Split::Train);
     let calib_ex = corpus.split(Split::Calib);
     let test_ex = corpus.split(Split::Test);
