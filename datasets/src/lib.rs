@@ -11,10 +11,12 @@
 mod csvutil;
 mod error;
 pub mod label;
+pub mod loan_text;
 mod region;
 mod taxonomy;
 
 pub use error::DatasetError;
 pub use label::{Decision, LabelError, LabelResult, Labeler, PathStep};
+pub use loan_text::LoanText;
 pub use region::{Region, RegionLevel, RegionTable, ResolvedRegion};
 pub use taxonomy::{Node, Taxonomy, TaxonomyRegistry, GBT4754_ID, PURPOSE_ID};

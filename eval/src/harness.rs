@@ -66,6 +66,8 @@ pub struct EvalOptions {
     pub batch_size: usize,
     pub metrics: MetricsOptions,
     pub baseline: BaselineConfig,
+    /// Ignore the borrower fields of the data (to measure what they add).
+    pub text_only: bool,
 }
 
 impl Default for EvalOptions {
@@ -77,6 +79,7 @@ impl Default for EvalOptions {
             batch_size: 256,
             metrics: MetricsOptions::default(),
             baseline: BaselineConfig::default(),
+            text_only: false,
         }
     }
 }
@@ -131,6 +134,23 @@ pub fn eval_examples(
             "nothing to evaluate: give a classifier, a baseline training set or both".into(),
         ));
     }
+    // Both systems read what the service reads: the purpose text with the borrower fields
+    // composed in (LoanText::model_text), or the text alone when asked.
+    let composed: Vec<LabeledText> = data
+        .iter()
+        .map(|d| {
+            let loan = if opts.text_only {
+                d.loan().text_only()
+            } else {
+                d.loan()
+            };
+            LabeledText {
+                text: loan.model_text(),
+                ..d.clone()
+            }
+        })
+        .collect();
+    let data = composed.as_slice();
     let mut systems = Vec::new();
     if let Some(classify) = classify {
         let t = Instant::now();

@@ -5,24 +5,56 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use touxiang_datasets::{Decision, Taxonomy};
-use touxiang_training::{Classification, Corpus, Example, Prediction, Split, VAGUE_CODE};
+use touxiang_training::{Classification, Corpus, Example, LoanText, Prediction, Split, VAGUE_CODE};
 
 use crate::error::{EvalError, Result};
 
-/// A labeled text: the unit of evaluation data and of the baseline's training data.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A labeled text: the unit of evaluation data and of the baseline's training data. Loan dev
+/// files also carry the borrower fields a bank has (read by the model through
+/// [`LoanText::model_text`]), the kind of case and the half of the set it belongs to.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LabeledText {
     pub text: String,
     /// Gold code at any level of the taxonomy, or [`VAGUE_CODE`] for text too vague to classify.
     pub code: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub borrower_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub business_scope: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declared_industry: Option<String>,
+    /// Kind of case (`buyer_vs_maker`, `owner_vs_builder`, `vague`, …), when the file says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// `calib` or `test` in the loan dev set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<String>,
+}
+
+impl LabeledText {
+    /// Text and code only.
+    pub fn new(text: impl Into<String>, code: impl Into<String>) -> Self {
+        LabeledText {
+            text: text.into(),
+            code: code.into(),
+            ..Default::default()
+        }
+    }
+
+    /// The loan as the classifier receives it.
+    pub fn loan(&self) -> LoanText {
+        LoanText {
+            text: self.text.clone(),
+            borrower_name: self.borrower_name.clone(),
+            business_scope: self.business_scope.clone(),
+            declared_industry: self.declared_industry.clone(),
+        }
+    }
 }
 
 impl From<&Example> for LabeledText {
     fn from(e: &Example) -> Self {
-        LabeledText {
-            text: e.text.clone(),
-            code: e.code.clone(),
-        }
+        LabeledText::new(e.text.clone(), e.code.clone())
     }
 }
 
@@ -95,13 +127,12 @@ impl EvalRecord {
             .as_ref()
             .map(|l| l.path.iter().map(|s| s.code.clone()).collect())
             .unwrap_or_default();
-        let top5 = match &c.label {
-            Some(l) if !full_path.is_empty() && pred_path.len() == full_path.len() => {
-                std::iter::once(l.code.clone())
-                    .chain(c.alternatives.iter().map(|a| a.code.clone()))
-                    .take(5)
-                    .collect()
-            }
+        // The guess and the alternatives are leaves whatever level the label stops at.
+        let top5 = match &c.guess {
+            Some(g) if !full_path.is_empty() => std::iter::once(g.code.clone())
+                .chain(c.alternatives.iter().map(|a| a.code.clone()))
+                .take(5)
+                .collect(),
             _ => Vec::new(),
         };
         EvalRecord {
@@ -157,9 +188,15 @@ impl From<&Prediction> for EvalRecord {
 struct JsonLabeled {
     text: Option<String>,
     code: Option<serde_json::Value>,
+    borrower_name: Option<String>,
+    business_scope: Option<String>,
+    declared_industry: Option<String>,
+    kind: Option<String>,
+    split: Option<String>,
 }
 
-/// Read `{"text", "code"}` lines (other fields are ignored; blank lines are skipped).
+/// Read `{"text", "code"}` lines, with the optional `borrower_name`, `business_scope`,
+/// `declared_industry`, `kind` and `split` (other fields are ignored; blank lines are skipped).
 ///
 /// Every code must be in `taxonomy` (or be [`VAGUE_CODE`]); a bad JSON line, an empty text, a
 /// missing or unknown code is an error naming the line. A numeric code (`"code": 1311`) is read
@@ -197,7 +234,15 @@ pub fn load_labeled_jsonl(path: &Path, taxonomy: &Taxonomy) -> Result<Vec<Labele
                 taxonomy.id()
             )));
         }
-        out.push(LabeledText { text, code });
+        out.push(LabeledText {
+            text,
+            code,
+            borrower_name: j.borrower_name,
+            business_scope: j.business_scope,
+            declared_industry: j.declared_industry,
+            kind: j.kind,
+            split: j.split,
+        });
     }
     Ok(out)
 }

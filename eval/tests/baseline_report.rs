@@ -19,10 +19,7 @@ fn tax() -> Taxonomy {
 }
 
 fn lt(text: &str, code: &str) -> LabeledText {
-    LabeledText {
-        text: text.into(),
-        code: code.into(),
-    }
+    LabeledText::new(text, code)
 }
 
 /// Four separable classes, each marked by its own key phrase inside varying filler.

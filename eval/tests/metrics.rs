@@ -354,6 +354,7 @@ fn record_from_classification_keeps_label_path_and_leaf_top5() {
         level: "class".into(),
         name: String::new(),
         confidence: 0.1,
+        path: Vec::new(),
     };
     let leaf = Classification {
         label: Some(Label {
@@ -365,6 +366,12 @@ fn record_from_classification_keeps_label_path_and_leaf_top5() {
         confidence: 0.7,
         decision: Decision::Review,
         alternatives: vec![alt("A111"), alt("A121")],
+        guess: Some(Label {
+            code: "A112".into(),
+            level: "class".into(),
+            name: String::new(),
+            path: full.clone(),
+        }),
         neighbors: vec![],
         keywords: vec![],
         full_path: full.clone(),
@@ -374,7 +381,7 @@ fn record_from_classification_keeps_label_path_and_leaf_top5() {
     assert_eq!(r.top5, p(&["A112", "A111", "A121"]));
     assert_eq!(r.level_probs, vec![0.99, 0.9, 0.8, 0.7]);
     assert!(!r.auto);
-    // a label above the leaf: no top-5 (it would be at the wrong level)
+    // a label above the leaf: the top-5 still lists leaves (the guess, then the alternatives)
     let coarse = Classification {
         label: Some(Label {
             code: "A1".into(),
@@ -388,9 +395,10 @@ fn record_from_classification_keeps_label_path_and_leaf_top5() {
     };
     let r = EvalRecord::from_classification(&coarse, "A111", "采购稻谷");
     assert_eq!(r.pred_path, p(&["A", "A1"]));
-    assert!(r.top5.is_empty() && r.auto);
+    assert_eq!(r.top5, p(&["A112", "A111", "A121"]));
+    assert!(r.auto);
     let m = evaluate(&tax(), &[r], &MetricsOptions::default()).unwrap();
-    assert_eq!(m.top5_leaf.n, 0);
+    assert_eq!(m.top5_leaf.n, 1);
     close(m.levels[1].accuracy, 1.0);
     close(m.levels[3].accuracy_forced, 0.0);
 }

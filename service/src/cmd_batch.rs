@@ -56,6 +56,12 @@ pub struct BatchArgs {
     /// Column with each row's balance (summed per old → new flow in the diff report).
     #[arg(long)]
     pub balance_column: Option<String>,
+    /// Column with the borrower's name, read by the model with the purpose text.
+    #[arg(long)]
+    pub borrower_name_column: Option<String>,
+    /// Column with the borrower's business scope (经营范围), read with the purpose text.
+    #[arg(long)]
+    pub business_scope_column: Option<String>,
     /// Write the diff report as JSON here.
     #[arg(long)]
     pub diff_json: Option<PathBuf>,
@@ -109,6 +115,8 @@ pub fn options(cfg: &Config, a: &BatchArgs) -> anyhow::Result<BatchOptions> {
     o.review = a.review;
     o.old_code_column = a.old_code_column.clone();
     o.balance_column = a.balance_column.clone();
+    o.borrower_name_column = a.borrower_name_column.clone();
+    o.business_scope_column = a.business_scope_column.clone();
     o.diff_json = a.diff_json.clone();
     o.diff_xlsx = a.diff_xlsx.clone();
     o.input_format = a

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use touxiang_eval::{classifier_fn, eval_jsonl, write_report, BaselineTrainSet, EvalOptions};
+use touxiang_eval::{
+    classifier_fn, eval_examples, load_labeled_jsonl, write_report, BaselineTrainSet, EvalOptions,
+};
 use touxiang_model::{E5Model, Embedder, Precision};
 
 use crate::cli::Common;
@@ -28,6 +30,15 @@ pub struct EvalArgs {
     /// Report directory (eval-report.json and eval-report.md).
     #[arg(long, default_value = "eval-out")]
     pub out: PathBuf,
+    /// Ignore the borrower fields (borrower_name, business_scope) of the data.
+    #[arg(long)]
+    pub text_only: bool,
+    /// Evaluate only the lines that carry a borrower field (with --text-only: what they add).
+    #[arg(long)]
+    pub only_with_borrower: bool,
+    /// Also print top-1 accuracy per level for each `kind` of line (loan dev set).
+    #[arg(long)]
+    pub by_kind: bool,
 }
 
 pub fn run(a: EvalArgs) -> anyhow::Result<()> {
@@ -71,9 +82,58 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
         ),
         ..Default::default()
     };
-    let report = eval_jsonl(&a.data, &tax, Some(&f), baseline.as_ref(), &opts)?;
+    let mut data = load_labeled_jsonl(&a.data, &tax)?;
+    if a.only_with_borrower {
+        data.retain(|d| d.loan().has_borrower());
+    }
+    let opts = EvalOptions {
+        text_only: a.text_only,
+        ..opts
+    };
+    let what = format!(
+        "{}{}{}",
+        a.data.display(),
+        if a.only_with_borrower {
+            " (lines with borrower fields)"
+        } else {
+            ""
+        },
+        if a.text_only { ", text only" } else { "" }
+    );
+    let report = eval_examples(&tax, &data, &what, Some(&f), baseline.as_ref(), &opts)?;
     let files = write_report(&a.out, &report)?;
     print!("{}", report.summary());
+    if a.by_kind {
+        let mut kinds: Vec<String> = data.iter().filter_map(|d| d.kind.clone()).collect();
+        kinds.sort();
+        kinds.dedup();
+        println!("\ntop-1 (abstention ignored) by kind, touxiang");
+        println!(
+            "{:<22}{:>5}  {}",
+            "kind",
+            "n",
+            tax.level_names().join(" / ")
+        );
+        for k in kinds {
+            let sub: Vec<_> = data
+                .iter()
+                .filter(|d| d.kind.as_deref() == Some(k.as_str()))
+                .cloned()
+                .collect();
+            let r = eval_examples(&tax, &sub, &k, Some(&f), None, &opts)?;
+            let m = &r.systems[0].metrics;
+            let lv: Vec<String> = m
+                .levels
+                .iter()
+                .map(|l| {
+                    l.accuracy_forced
+                        .map(|v| format!("{:.1} %", 100.0 * v))
+                        .unwrap_or_else(|| "–".into())
+                })
+                .collect();
+            println!("{k:<22}{:>5}  {}", sub.len(), lv.join(" / "));
+        }
+    }
     eprintln!("report: {files:?}");
     Ok(())
 }

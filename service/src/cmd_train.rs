@@ -45,6 +45,31 @@ pub struct TrainArgs {
     /// second level (`division` for GB/T 4754), the only level of a flat taxonomy.
     #[arg(long)]
     pub auto_min_level: Option<String>,
+    /// Labeled loan texts ({"text","code"[,"borrower_name","business_scope"]} JSONL) on which the
+    /// mixture, temperatures and thresholds are fitted instead of the corpus's calibration split,
+    /// e.g. `eval/data/loan-dev/calib.jsonl`; lines marked `"split": "test"` are refused.
+    #[arg(long)]
+    pub calib_examples: Option<PathBuf>,
+}
+
+/// The calibration loans of `path`; a line of the held-out test half is an error.
+fn calib_loans(
+    path: &std::path::Path,
+    tax: &Taxonomy,
+) -> anyhow::Result<Vec<(touxiang_training::LoanText, String)>> {
+    let data = touxiang_eval::load_labeled_jsonl(path, tax)?;
+    if let Some((i, _)) = data
+        .iter()
+        .enumerate()
+        .find(|(_, d)| d.split.as_deref() == Some("test"))
+    {
+        anyhow::bail!(
+            "--calib-examples {}: record {} is marked \"split\": \"test\" — the test half is never fitted on",
+            path.display(),
+            i + 1
+        );
+    }
+    Ok(data.iter().map(|d| (d.loan(), d.code.clone())).collect())
 }
 
 /// Depth of `level` in `tree`: one of its level names or a depth number.
@@ -117,6 +142,18 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     }
     tc.seed = a.seed;
     tc.extra_examples = a.include.clone();
+    if let Some(p) = &a.calib_examples {
+        let tax = match &a.taxonomy_csv {
+            Some(csv) => Taxonomy::from_csv_path(&a.taxonomy, csv)?,
+            None => Taxonomy::gbt4754().clone(),
+        };
+        tc.calib_loans = calib_loans(p, &tax)?;
+        eprintln!(
+            "calibrating on {} loan texts from {}",
+            tc.calib_loans.len(),
+            p.display()
+        );
+    }
     tc.cache_dir = Some(cfg.data_dir.join("embedding-cache"));
     if let Some(p) = a.target_precision {
         anyhow::ensure!(

@@ -270,9 +270,20 @@ pub async fn route_classified(
             suggestions.push(json!({"code": l.code, "level": l.level, "name": l.name,
                 "confidence": r.confidence, "source": "classifier"}));
         }
+        // Offered to the reviewer, best first: the label, the best guess when the label stops
+        // above it, then the alternative classes — each with its path.
+        if let Some(g) = r
+            .guess
+            .as_ref()
+            .filter(|g| r.label.as_ref().map(|l| &l.code) != Some(&g.code))
+        {
+            suggestions.push(json!({"code": g.code, "level": g.level, "name": g.name,
+                "confidence": g.path.last().map(|p| p.confidence).unwrap_or(0.0),
+                "path": g.path, "source": "guess"}));
+        }
         for a in &r.alternatives {
             suggestions.push(json!({"code": a.code, "level": a.level, "name": a.name,
-                "confidence": a.confidence, "source": "alternative"}));
+                "confidence": a.confidence, "path": a.path, "source": "alternative"}));
         }
         todo.push((
             i,
@@ -285,7 +296,9 @@ pub async fn route_classified(
                 uncertainty: (1.0 - r.confidence as f64).clamp(0.0, 1.0),
                 reason,
                 suggestions: serde_json::Value::Array(suggestions),
-                neighbors: json!({"neighbors": r.neighbors, "vote_path": vote}),
+                neighbors: json!({"neighbors": r.neighbors, "vote_path": vote,
+                    "borrower": {"borrower_name": it.borrower_name, "business_scope": it.business_scope,
+                        "declared": r.declared}}),
                 model_version: Some(model_version.clone()),
                 double_review: None,
             },

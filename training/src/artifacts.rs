@@ -112,6 +112,20 @@ fn cal_tensors(prefix: &str, c: &Calibration, out: &mut HashMap<String, Tensor>)
         format!("{prefix}.joint_path"),
         Tensor::new(&[f32::from(u8::from(c.joint_path))][..], &dev)?,
     );
+    out.insert(
+        format!("{prefix}.leaf_path"),
+        Tensor::new(&[f32::from(u8::from(c.leaf_path))][..], &dev)?,
+    );
+    // [near_sim (−1 = no gate), near_mix…]
+    let gate_sim = c.near_sim.unwrap_or(-1.0);
+    let gate = [
+        gate_sim,
+        c.near_mix[0],
+        c.near_mix[1],
+        c.near_mix[2],
+        c.near_mix[3],
+    ];
+    out.insert(format!("{prefix}.near_gate"), Tensor::new(&gate[..], &dev)?);
     Ok(())
 }
 
@@ -200,7 +214,8 @@ impl Artifacts {
             };
             let lexical_tau = opt1(format!("{p}.lexical_tau"), 0.05)?;
             let joint_path = opt1(format!("{p}.joint_path"), 0.0)? > 0.5;
-            let c = Calibration {
+            let leaf_path = opt1(format!("{p}.leaf_path"), 0.0)? > 0.5;
+            let mut c = Calibration {
                 mix,
                 knn_tau: vec1(&format!("{p}.knn_tau"))?[0],
                 lexical_tau,
@@ -208,7 +223,21 @@ impl Artifacts {
                 level_thresholds: vec1(&format!("{p}.level_thresholds"))?,
                 auto_threshold: vec1(&format!("{p}.auto_threshold"))?[0],
                 joint_path,
+                leaf_path,
+                near_sim: None,
+                near_mix: [0.0; 4],
             };
+            // optional: artifacts from before the similarity gate have none
+            if let Some(t) = tensors.get(&format!("{p}.near_gate")) {
+                let g = t.to_vec1::<f32>()?;
+                let [s, a, b, c3, d] = g[..] else {
+                    return Err(bad(format!("{p}.near_gate must have 5 values")));
+                };
+                if s >= 0.0 {
+                    c.near_sim = Some(s);
+                    c.near_mix = [a, b, c3, d];
+                }
+            }
             if c.temperature.len() != tree.depth_count()
                 || c.level_thresholds.len() != tree.depth_count()
             {

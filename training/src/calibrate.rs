@@ -69,7 +69,7 @@ pub(crate) fn correct_at(tree: &Tree, path: &[(usize, f32)], d: usize, gold: usi
     }
 }
 
-fn gold_positions(tree: &Tree, gold: usize) -> Vec<Option<usize>> {
+pub(crate) fn gold_positions(tree: &Tree, gold: usize) -> Vec<Option<usize>> {
     (0..tree.depth_count())
         .map(|d| tree.ancestor_at(gold, d).map(|a| tree.pos_in_level(a)))
         .collect()
@@ -95,7 +95,7 @@ pub fn threshold_for_precision(pairs: &[(f32, bool)], target: f64, min_support: 
     best
 }
 
-fn nll_of(gold_probs: &[[Option<f32>; 4]], mix: [f32; 4]) -> f64 {
+pub(crate) fn nll_of(gold_probs: &[[Option<f32>; 4]], mix: [f32; 4]) -> f64 {
     let mut s = 0f64;
     for g in gold_probs {
         let mut num = 0f32;
@@ -113,9 +113,9 @@ fn nll_of(gold_probs: &[[Option<f32>; 4]], mix: [f32; 4]) -> f64 {
 }
 
 /// The kNN and lexical votes of example `i` under the taus of `cal` (all `None` when absent).
-type Votes = (Vec<Option<Vec<f32>>>, Vec<Option<Vec<f32>>>);
+pub(crate) type Votes = (Vec<Option<Vec<f32>>>, Vec<Option<Vec<f32>>>);
 
-fn votes_of(
+pub(crate) fn votes_of(
     tree: &Tree,
     h: &HeadOutputs,
     neighbors: Option<&[Neighbor]>,
@@ -142,6 +142,7 @@ pub(crate) fn fit_calibration(
     taus: &[f32],
     lexical_taus: &[f32],
     targets: &DecisionTargets,
+    gate_set: Option<&crate::gate::GateSet<'_>>,
 ) -> (Calibration, Vec<MixChoice>) {
     let depth = tree.depth_count();
     let gpos: Vec<Vec<Option<usize>>> = gold.iter().map(|&g| gold_positions(tree, g)).collect();
@@ -236,21 +237,13 @@ pub(crate) fn fit_calibration(
     });
     // leaf top-1 of the greedy path for each recorded choice (uncalibrated, T = 1)
     for ch in choices.iter_mut() {
-        let cal = Calibration {
-            mix: ch.mix,
-            knn_tau: ch.knn_tau,
-            lexical_tau: ch.lexical_tau,
-            temperature: vec![1.0; depth],
-            level_thresholds: vec![0.0; depth],
-            auto_threshold: 0.0,
-            joint_path: false,
-        };
+        let cal = Calibration::neutral(ch.mix, ch.knn_tau, ch.lexical_tau, depth);
         let correct: usize = heads
             .par_iter()
             .enumerate()
             .map(|(i, h)| {
                 let (knn, lex) = votes_of(tree, h, nb_of(i), knn_k, cal.knn_tau, cal.lexical_tau);
-                let dists = combine(tree, h, &knn, &lex, &cal);
+                let dists = combine(tree, h, &knn, &lex, &cal, None);
                 let dec = decide(tree, &dists, &cal, 0);
                 let gd = tree.nodes[gold[i]].depth;
                 usize::from(
@@ -262,21 +255,35 @@ pub(crate) fn fit_calibration(
         ch.leaf_top1 = correct as f64 / heads.len().max(1) as f64;
     }
     // temperatures per level on the fitted mixture
+    let (near_sim, near_mix) = match (gate_set, neighbors) {
+        (Some(g), Some(nb)) => crate::gate::fit_gate(
+            tree,
+            (heads, nb, gold),
+            g,
+            (mix, tau, ltau),
+            knn_k,
+            [has_flat, has_level, true, has_lexical],
+        ),
+        _ => (None, [0.0; 4]),
+    };
     let base = Calibration {
-        mix,
-        knn_tau: tau,
-        lexical_tau: ltau,
-        temperature: vec![1.0; depth],
-        level_thresholds: vec![0.0; depth],
-        auto_threshold: 0.0,
-        joint_path: false,
+        near_sim,
+        near_mix,
+        ..Calibration::neutral(mix, tau, ltau, depth)
     };
     let raw: Vec<LevelDists> = heads
         .par_iter()
         .enumerate()
         .map(|(i, h)| {
             let (knn, lex) = votes_of(tree, h, nb_of(i), knn_k, tau, ltau);
-            combine(tree, h, &knn, &lex, &base)
+            combine(
+                tree,
+                h,
+                &knn,
+                &lex,
+                &base,
+                nb_of(i).and_then(crate::gate::top_sim),
+            )
         })
         .collect();
     let mut temperature = vec![1.0f32; depth];
@@ -332,15 +339,13 @@ pub(crate) fn fit_calibration(
                 .collect()
         })
         .collect();
-    let paths_of = |joint: bool| -> Vec<Vec<(usize, f32)>> {
+    let paths_of = |rule: u8| -> Vec<Vec<(usize, f32)>> {
         tempered
             .par_iter()
-            .map(|t| {
-                if joint {
-                    crate::classifier::joint_path(tree, t)
-                } else {
-                    crate::classifier::greedy_path(tree, t)
-                }
+            .map(|t| match rule {
+                1 => crate::classifier::joint_path(tree, t),
+                2 => crate::decide::leaf_path(tree, t),
+                _ => crate::classifier::greedy_path(tree, t),
             })
             .collect()
     };
@@ -357,16 +362,28 @@ pub(crate) fn fit_calibration(
         }
         ok as f64 / n.max(1) as f64
     };
-    let greedy = paths_of(false);
-    let joint = paths_of(true);
-    let (acc_greedy, acc_joint) = (mean_top1(&greedy), mean_top1(&joint));
+    let greedy = paths_of(0);
+    let joint = paths_of(1);
+    let leaf = paths_of(2);
+    let (acc_greedy, acc_joint, acc_leaf) =
+        (mean_top1(&greedy), mean_top1(&joint), mean_top1(&leaf));
     tracing::info!(
         acc_greedy,
         acc_joint,
+        acc_leaf,
         "calib mean top-1 over levels by path rule"
     );
-    cal.joint_path = acc_joint >= acc_greedy + JOINT_MARGIN;
-    let paths = if cal.joint_path { joint } else { greedy };
+    // greedy unless another rule beats it by the margin; the better of the two otherwise
+    let pick_leaf = acc_leaf >= acc_greedy + JOINT_MARGIN && acc_leaf >= acc_joint;
+    cal.leaf_path = pick_leaf;
+    cal.joint_path = !pick_leaf && acc_joint >= acc_greedy + JOINT_MARGIN;
+    let paths = if cal.leaf_path {
+        leaf
+    } else if cal.joint_path {
+        joint
+    } else {
+        greedy
+    };
     // thresholds
     let mut level_thresholds = vec![NEVER; depth];
     for (d, t) in level_thresholds.iter_mut().enumerate() {

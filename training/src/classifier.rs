@@ -32,6 +32,10 @@ use crate::knn::ExemplarIndex;
 use crate::tfidf::LexicalIndex;
 use crate::tree::Tree;
 
+pub(crate) use crate::decide::{
+    combine, decide, exact_match, greedy_path, joint_path, knn_vote, temper,
+};
+
 /// A labeled exemplar near the query (from the service's vector store or [`ExemplarIndex`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Neighbor {
@@ -65,10 +69,47 @@ pub struct Calibration {
     /// its path's level probabilities ([`joint_path`]); chosen on the calibration split.
     #[serde(default)]
     pub joint_path: bool,
+    /// Path rule `leaf`: the most probable leaf at the finest level and its ancestors (takes
+    /// precedence over `joint_path`); chosen on the calibration split like `joint_path`.
+    #[serde(default)]
+    pub leaf_path: bool,
+    /// Gate on the nearest labeled exemplar: when it is at least this similar (catalogue-like
+    /// text whose near-duplicates are labeled), `near_mix` replaces `mix`. `None` = no gate.
+    #[serde(default)]
+    pub near_sim: Option<f32>,
+    #[serde(default)]
+    pub near_mix: [f32; 4],
 }
 
 fn default_lexical_tau() -> f32 {
     0.05
+}
+
+impl Calibration {
+    /// A calibration with the given mixture and neutral everything else (no gate, T = 1, no
+    /// thresholds, greedy path).
+    pub fn neutral(mix: [f32; 4], knn_tau: f32, lexical_tau: f32, depth: usize) -> Self {
+        Calibration {
+            mix,
+            knn_tau,
+            lexical_tau,
+            temperature: vec![1.0; depth],
+            level_thresholds: vec![0.0; depth],
+            auto_threshold: 0.0,
+            joint_path: false,
+            leaf_path: false,
+            near_sim: None,
+            near_mix: [0.0; 4],
+        }
+    }
+
+    /// The mixture for a text whose nearest labeled exemplar has similarity `top_sim`.
+    pub fn mix_for(&self, top_sim: Option<f32>) -> [f32; 4] {
+        match (top_sim, self.near_sim) {
+            (Some(s), Some(t)) if s >= t => self.near_mix,
+            _ => self.mix,
+        }
+    }
 }
 
 /// Mixture weights from 3 (flat, level, kNN) or 4 values.
@@ -99,13 +140,16 @@ pub struct HeadOutputs {
     pub lexical: Vec<Neighbor>,
 }
 
-/// Alternative code at the label's level.
+/// A candidate at the taxonomy's finest level (a class of GB/T 4754), with its path.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alternative {
     pub code: String,
     pub level: String,
     pub name: String,
+    /// Calibrated probability of the candidate at its level.
     pub confidence: f32,
+    /// Root first, down to the candidate; each step's calibrated probability.
+    pub path: Vec<PathStep>,
 }
 
 /// The label part of a result (API: `label`).
@@ -125,9 +169,12 @@ pub struct Classification {
     pub confidence: f32,
     pub decision: Decision,
     pub alternatives: Vec<Alternative>,
+    /// The best candidate's full path down to the finest level, also when `label` stops higher
+    /// or is `null` (what a reviewer is offered first); `None` for vague text.
+    pub guess: Option<Label>,
     pub neighbors: Vec<Neighbor>,
     pub keywords: Vec<String>,
-    /// The full greedy path down to a leaf before abstention (for evaluation; not part of the API).
+    /// The full path down to a leaf before abstention (for evaluation; `guess` in the API).
     #[serde(skip)]
     pub full_path: Vec<PathStep>,
 }
@@ -387,7 +434,12 @@ impl Classifier {
         };
         let knn = self.knn_vote(neighbors, cal.knn_tau);
         let lex = self.knn_vote(&heads.lexical, cal.lexical_tau);
-        combine(&self.tree, heads, &knn, &lex, cal)
+        let top = neighbors.iter().map(|n| n.similarity).reduce(f32::max);
+        let mut dists = combine(&self.tree, heads, &knn, &lex, cal, top);
+        if let Some(m) = exact_match(&self.tree, neighbors) {
+            crate::decide::apply_exact(&self.tree, &mut dists, &m.code);
+        }
+        dists
     }
 
     /// Apply the decision rule to calibrated distributions.
@@ -440,7 +492,7 @@ impl Classifier {
             .collect())
     }
 
-    fn classify_with_heads(
+    pub(crate) fn classify_with_heads(
         &self,
         text: &str,
         heads: &HeadOutputs,
@@ -458,7 +510,7 @@ impl Classifier {
             confidence: c,
         };
         let full_path: Vec<PathStep> = dec.path.iter().map(step).collect();
-        let (label, confidence, alt_depth, chosen) = match dec.label_depth {
+        let (label, confidence) = match dec.label_depth {
             Some(d) => {
                 let (node, conf) = dec.path[d];
                 let n = &tree.nodes[node];
@@ -470,31 +522,17 @@ impl Classifier {
                         path: full_path[..=d].to_vec(),
                     }),
                     conf,
-                    d,
-                    Some(node),
                 )
             }
-            None => (None, 0.0, 0, None),
+            None => (None, 0.0),
         };
-        let vague = tree.vague();
-        let mut alts: Vec<(usize, f32)> = tree
-            .level(alt_depth)
-            .iter()
-            .enumerate()
-            .filter(|(_, &i)| Some(i) != chosen && Some(i) != vague)
-            .map(|(p, &i)| (i, dists[alt_depth][p]))
-            .collect();
-        alts.sort_by(|a, b| b.1.total_cmp(&a.1));
-        let alternatives = alts
-            .into_iter()
-            .take(opts.top_k)
-            .map(|(i, c)| Alternative {
-                code: tree.nodes[i].code.clone(),
-                level: tree.level_name(alt_depth).to_string(),
-                name: tree.nodes[i].name.clone(),
-                confidence: c,
-            })
-            .collect();
+        let guess = dec.path.last().map(|&(leaf, _)| Label {
+            code: tree.nodes[leaf].code.clone(),
+            level: tree.level_name(tree.nodes[leaf].depth).to_string(),
+            name: tree.nodes[leaf].name.clone(),
+            path: full_path.clone(),
+        });
+        let alternatives = self.leaf_alternatives(&dists, dec.path.last().map(|p| p.0), opts.top_k);
         nb.truncate(opts.show_neighbors);
         let keywords = match &self.keywords {
             Some(f) if opts.keywords > 0 => f(text, opts.keywords),
@@ -505,10 +543,60 @@ impl Classifier {
             confidence,
             decision: dec.decision,
             alternatives,
+            guess,
             neighbors: nb,
             keywords,
             full_path,
         }
+    }
+
+    /// The `k` most probable leaves (never the vague pseudo-class, never `exclude`), best first,
+    /// each with its path of calibrated probabilities (capped by the parent's, as on the label's
+    /// path).
+    pub fn leaf_alternatives(
+        &self,
+        dists: &LevelDists,
+        exclude: Option<usize>,
+        k: usize,
+    ) -> Vec<Alternative> {
+        let tree = &self.tree;
+        let last = tree.depth_count() - 1;
+        let vague = tree.vague();
+        let mut leaves: Vec<(usize, f32)> = tree
+            .level(last)
+            .iter()
+            .enumerate()
+            .filter(|(_, &i)| Some(i) != exclude && Some(i) != vague)
+            .map(|(p, &i)| (i, dists[last][p]))
+            .collect();
+        leaves.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        leaves
+            .into_iter()
+            .take(k)
+            .map(|(leaf, c)| {
+                let mut cap = f32::INFINITY;
+                let path: Vec<PathStep> = tree
+                    .path(leaf)
+                    .into_iter()
+                    .map(|n| {
+                        let d = tree.nodes[n].depth;
+                        cap = cap.min(dists[d][tree.pos_in_level(n)]);
+                        PathStep {
+                            code: tree.nodes[n].code.clone(),
+                            name: tree.nodes[n].name.clone(),
+                            confidence: cap,
+                        }
+                    })
+                    .collect();
+                Alternative {
+                    code: tree.nodes[leaf].code.clone(),
+                    level: tree.level_name(last).to_string(),
+                    name: tree.nodes[leaf].name.clone(),
+                    confidence: c,
+                    path,
+                }
+            })
+            .collect()
     }
 
     /// Convert a classification into the shared label type.
@@ -523,221 +611,6 @@ impl Classifier {
             model_version: self.model_version.clone(),
             taxonomy_version: self.tree.version.clone(),
         }
-    }
-}
-
-/// kNN vote (see [`Classifier::knn_vote`]).
-pub(crate) fn knn_vote(
-    tree: &Tree,
-    neighbors: &[Neighbor],
-    k: usize,
-    tau: f32,
-) -> Vec<Option<Vec<f32>>> {
-    let depth = tree.depth_count();
-    let mut nb: Vec<(&Neighbor, usize)> = neighbors
-        .iter()
-        .filter(|n| n.similarity.is_finite())
-        .filter_map(|n| tree.find(&n.code).map(|i| (n, i)))
-        .collect();
-    nb.sort_by(|a, b| b.0.similarity.total_cmp(&a.0.similarity));
-    nb.truncate(k);
-    let Some(max_sim) = nb.first().map(|n| n.0.similarity) else {
-        return vec![None; depth];
-    };
-    let tau = tau.max(1e-4);
-    (0..depth)
-        .map(|d| {
-            let mut v = vec![0f32; tree.level(d).len()];
-            let mut any = false;
-            for (n, i) in &nb {
-                if let Some(a) = tree.ancestor_at(*i, d) {
-                    v[tree.pos_in_level(a)] += ((n.similarity - max_sim) / tau).exp();
-                    any = true;
-                }
-            }
-            if !any {
-                return None;
-            }
-            let s: f32 = v.iter().sum();
-            v.iter_mut().for_each(|x| *x /= s);
-            Some(v)
-        })
-        .collect()
-}
-
-/// Mixture of the available components at each level, then temperature scaling.
-pub(crate) fn combine(
-    tree: &Tree,
-    heads: &HeadOutputs,
-    knn: &[Option<Vec<f32>>],
-    lexical: &[Option<Vec<f32>>],
-    cal: &Calibration,
-) -> LevelDists {
-    (0..tree.depth_count())
-        .map(|d| {
-            let n = tree.level(d).len();
-            let mut raw = vec![0f32; n];
-            let mut wsum = 0f32;
-            let parts: [(f32, Option<&Vec<f32>>); 4] = [
-                (cal.mix[0], heads.flat.as_ref().map(|f| &f[d])),
-                (cal.mix[1], heads.level.as_ref().map(|l| &l[d])),
-                (cal.mix[2], knn.get(d).and_then(|k| k.as_ref())),
-                (cal.mix[3], lexical.get(d).and_then(|k| k.as_ref())),
-            ];
-            for (w, p) in parts {
-                if let Some(p) = p {
-                    if w > 0.0 {
-                        wsum += w;
-                        raw.iter_mut().zip(p).for_each(|(r, x)| *r += w * x);
-                    }
-                }
-            }
-            if wsum <= 0.0 {
-                // no component with weight: fall back to whatever head exists, equally weighted
-                let avail: Vec<&Vec<f32>> = parts.iter().filter_map(|(_, p)| *p).collect();
-                for p in &avail {
-                    raw.iter_mut().zip(p.iter()).for_each(|(r, x)| *r += x);
-                }
-                wsum = avail.len().max(1) as f32;
-            }
-            let t = cal.temperature.get(d).copied().unwrap_or(1.0).max(1e-3);
-            temper(&raw.iter().map(|r| r / wsum).collect::<Vec<_>>(), t)
-        })
-        .collect()
-}
-
-/// `p^(1/t)` renormalised (computed in log space); zero stays zero.
-pub(crate) fn temper(p: &[f32], t: f32) -> Vec<f32> {
-    let logs: Vec<f32> = p
-        .iter()
-        .map(|x| {
-            if *x > 0.0 {
-                x.ln() / t
-            } else {
-                f32::NEG_INFINITY
-            }
-        })
-        .collect();
-    let m = logs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    if !m.is_finite() {
-        return vec![1.0 / p.len().max(1) as f32; p.len()];
-    }
-    let e: Vec<f32> = logs.iter().map(|l| (l - m).exp()).collect();
-    let s: f32 = e.iter().sum();
-    e.into_iter().map(|x| x / s).collect()
-}
-
-/// Greedy consistent path + abstention + decision.
-pub(crate) fn greedy_path(tree: &Tree, dists: &LevelDists) -> Vec<(usize, f32)> {
-    let mut path = Vec::new();
-    let argmax = |cands: &mut dyn Iterator<Item = usize>, d: usize| -> Option<(usize, f32)> {
-        cands
-            .map(|i| (i, dists[d][tree.pos_in_level(i)]))
-            .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
-    };
-    let Some((top, c0)) = argmax(&mut tree.level(0).iter().copied(), 0) else {
-        return path;
-    };
-    if Some(top) == tree.vague() {
-        return path;
-    }
-    path.push((top, c0));
-    let mut cur = top;
-    let mut conf = c0;
-    while !tree.children(cur).is_empty() {
-        let d = tree.nodes[cur].depth + 1;
-        let Some((nxt, c)) = argmax(&mut tree.children(cur).iter().copied(), d) else {
-            break;
-        };
-        conf = conf.min(c);
-        path.push((nxt, conf));
-        cur = nxt;
-    }
-    path
-}
-
-/// Joint consistent path: the non-vague leaf with the largest product of its ancestors'
-/// probabilities over all levels (a mistake at a shallow level can be outvoted by the levels
-/// below); vague when the top level's argmax is the vague pseudo-class. Step confidences as in
-/// [`greedy_path`].
-pub(crate) fn joint_path(tree: &Tree, dists: &LevelDists) -> Vec<(usize, f32)> {
-    let top = tree.level(0).iter().copied().max_by(|&a, &b| {
-        let (pa, pb) = (
-            dists[0][tree.pos_in_level(a)],
-            dists[0][tree.pos_in_level(b)],
-        );
-        pa.total_cmp(&pb).then(b.cmp(&a))
-    });
-    if top.is_none() || top == tree.vague() {
-        return Vec::new();
-    }
-    let score = |leaf: usize| -> f32 {
-        (0..=tree.nodes[leaf].depth)
-            .filter_map(|d| tree.ancestor_at(leaf, d))
-            .map(|a| {
-                dists[tree.nodes[a].depth][tree.pos_in_level(a)]
-                    .max(1e-12)
-                    .ln()
-            })
-            .sum()
-    };
-    let Some(best) = tree
-        .leaves()
-        .iter()
-        .copied()
-        .filter(|&l| Some(l) != tree.vague())
-        .map(|l| (l, score(l)))
-        .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
-    else {
-        return Vec::new();
-    };
-    let mut conf = f32::INFINITY;
-    tree.path(best.0)
-        .into_iter()
-        .map(|n| {
-            conf = conf.min(dists[tree.nodes[n].depth][tree.pos_in_level(n)]);
-            (n, conf)
-        })
-        .collect()
-}
-
-/// The consistent path of a calibration's decoding rule.
-pub(crate) fn path_for(tree: &Tree, dists: &LevelDists, cal: &Calibration) -> Vec<(usize, f32)> {
-    if cal.joint_path {
-        joint_path(tree, dists)
-    } else {
-        greedy_path(tree, dists)
-    }
-}
-
-pub(crate) fn decide(
-    tree: &Tree,
-    dists: &LevelDists,
-    cal: &Calibration,
-    auto_min_depth: usize,
-) -> Decided {
-    let path = path_for(tree, dists, cal);
-    let mut label_depth = None;
-    for (d, &(_, c)) in path.iter().enumerate() {
-        let t = cal
-            .level_thresholds
-            .get(d)
-            .copied()
-            .unwrap_or(f32::INFINITY);
-        if c >= t {
-            label_depth = Some(d);
-        } else {
-            break;
-        }
-    }
-    let decision = match label_depth {
-        Some(d) if d >= auto_min_depth && path[d].1 >= cal.auto_threshold => Decision::Auto,
-        _ => Decision::Review,
-    };
-    Decided {
-        path,
-        label_depth,
-        decision,
     }
 }
 
@@ -811,100 +684,5 @@ impl Labeler for EmbeddingLabeler {
             Some(_) => format!("{}+knn", self.classifier.model_version),
             None => self.classifier.model_version.clone(),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::tree::VAGUE_CODE;
-
-    /// A → {A1 → {a, b}}, B → {B1 → {c}} plus vague, two levels below the top.
-    fn small_tree() -> Tree {
-        let r = |c: &str, p: Option<&str>| (c.to_string(), c.to_string(), p.map(str::to_string));
-        let rows = vec![
-            r("A", None),
-            r("A1", Some("A")),
-            r("a", Some("A1")),
-            r("b", Some("A1")),
-            r("B", None),
-            r("B1", Some("B")),
-            r("c", Some("B1")),
-        ];
-        let names = ["section", "division", "class"].map(String::from).to_vec();
-        Tree::from_rows("t", names, &rows, true).unwrap()
-    }
-
-    fn dists(tree: &Tree, probs: &[(&str, f32)]) -> LevelDists {
-        let mut d: LevelDists = (0..tree.depth_count())
-            .map(|l| vec![0.0; tree.level(l).len()])
-            .collect();
-        for (code, p) in probs {
-            let i = tree.find(code).unwrap();
-            d[tree.nodes[i].depth][tree.pos_in_level(i)] = *p;
-        }
-        d
-    }
-
-    fn codes(tree: &Tree, path: &[(usize, f32)]) -> Vec<String> {
-        path.iter()
-            .map(|(i, _)| tree.nodes[*i].code.clone())
-            .collect()
-    }
-
-    #[test]
-    fn joint_path_lets_deeper_levels_outvote_a_close_top_level() {
-        let t = small_tree();
-        // the top level slightly prefers A, but both deeper levels are sure of B's subtree
-        let d = dists(
-            &t,
-            &[
-                ("A", 0.52),
-                ("B", 0.46),
-                ("A1", 0.1),
-                ("B1", 0.9),
-                ("a", 0.05),
-                ("b", 0.05),
-                ("c", 0.9),
-            ],
-        );
-        assert_eq!(codes(&t, &greedy_path(&t, &d)), ["A", "A1", "a"]);
-        let j = joint_path(&t, &d);
-        assert_eq!(codes(&t, &j), ["B", "B1", "c"]);
-        // step confidences never increase with depth
-        assert_eq!(
-            j.iter().map(|s| s.1).collect::<Vec<_>>(),
-            [0.46, 0.46, 0.46]
-        );
-        // when the levels agree both rules give the same path
-        let d = dists(&t, &[("A", 0.9), ("A1", 0.9), ("a", 0.3), ("b", 0.6)]);
-        assert_eq!(joint_path(&t, &d), greedy_path(&t, &d));
-        // vague on top: no path under either rule
-        let d = dists(
-            &t,
-            &[(VAGUE_CODE, 0.6), ("A", 0.4), ("A1", 1.0), ("a", 1.0)],
-        );
-        assert!(joint_path(&t, &d).is_empty());
-        let cal = Calibration {
-            mix: [1.0, 0.0, 0.0, 0.0],
-            knn_tau: 0.05,
-            lexical_tau: 0.05,
-            temperature: vec![1.0; 3],
-            level_thresholds: vec![0.0; 3],
-            auto_threshold: 0.0,
-            joint_path: true,
-        };
-        assert!(path_for(&t, &d, &cal).is_empty());
-    }
-
-    #[test]
-    fn calibration_metadata_without_lexical_fields_still_reads() {
-        let old = r#"{"mix":[0.4,0.3,0.3],"knn_tau":0.02,"temperature":[1.0],
-            "level_thresholds":[0.5],"auto_threshold":0.9}"#;
-        let c: Calibration = serde_json::from_str(old).unwrap();
-        assert_eq!(c.mix, [0.4, 0.3, 0.3, 0.0]);
-        assert!(!c.joint_path);
-        let bad = old.replace("[0.4,0.3,0.3]", "[1.0]");
-        assert!(serde_json::from_str::<Calibration>(&bad).is_err());
     }
 }

@@ -35,6 +35,9 @@ pub enum Source {
     Template,
     /// A generated generic phrase of the vague pseudo-class.
     Vague,
+    /// A generated loan phrasing labeled by the borrower's role (an actor of the class buys,
+    /// builds or pays for something; see [`crate::roles`]).
+    Role,
     /// A labeled example supplied by the user (custom taxonomy JSONL).
     Custom,
     /// A label confirmed in the review queue.
@@ -51,6 +54,7 @@ impl Source {
             Source::Definition => "definition",
             Source::Template => "template",
             Source::Vague => "vague",
+            Source::Role => "role",
             Source::Custom => "custom",
             Source::Reviewed => "reviewed",
         }
@@ -125,6 +129,9 @@ pub struct CorpusOptions {
     pub template_weight: f32,
     /// Weight multiplier of 不包括 items (the hardest negatives of the code they are listed under).
     pub exclude_weight: f32,
+    /// Actor lexicon (format of `data/actors.tsv`) for role-labeled loan phrasings; `None` = none.
+    pub actors: Option<String>,
+    pub roles: crate::roles::RoleOptions,
 }
 
 impl Default for CorpusOptions {
@@ -137,6 +144,8 @@ impl Default for CorpusOptions {
             vague: Some(DEFAULT_VAGUE.to_string()),
             template_weight: 0.5,
             exclude_weight: 2.0,
+            actors: Some(crate::roles::DEFAULT_ACTORS.to_string()),
+            roles: crate::roles::RoleOptions::default(),
         }
     }
 }
@@ -217,7 +226,7 @@ impl Corpus {
             if e.split == Split::Train {
                 codes.insert(e.code.as_str());
             }
-            if matches!(e.source, Source::Template | Source::Vague) {
+            if matches!(e.source, Source::Template | Source::Vague | Source::Role) {
                 generated += 1;
             }
         }
@@ -475,7 +484,11 @@ struct Builder<'t> {
 
 impl Builder<'_> {
     fn skip(&mut self, reason: &str) {
-        *self.skipped.entry(reason.to_string()).or_default() += 1;
+        self.skip_n(reason, 1);
+    }
+
+    fn skip_n(&mut self, reason: &str, n: usize) {
+        *self.skipped.entry(reason.to_string()).or_default() += n;
     }
 
     fn push(
@@ -746,6 +759,32 @@ pub fn build_corpus(notes_path: &Path, tree: &Tree, opts: &CorpusOptions) -> Res
                     item,
                 );
             }
+        }
+    }
+    if let Some(actors) = &opts.actors {
+        let entries = crate::roles::parse_actors(actors)?;
+        let foreign: Vec<(String, String)> = template_items
+            .iter()
+            .filter(|(t, _)| (2..=10).contains(&t.chars().count()))
+            .cloned()
+            .collect();
+        let (roles, unknown) =
+            crate::roles::role_examples(&entries, tree, &foreign, &opts.roles, opts.seed);
+        if unknown > 0 {
+            b.skip_n(
+                "actor lexicon line with a code outside the taxonomy",
+                unknown,
+            );
+        }
+        for r in roles {
+            b.push(
+                r.text,
+                &r.code,
+                Source::Role,
+                r.split,
+                opts.roles.weight,
+                &r.item,
+            );
         }
     }
     b.examples.retain(|e| !existing.contains(&e.text));

@@ -5,6 +5,8 @@
 //!   [`Source`]), custom labeled JSONL, Lending Club; held-out split by base item.
 //! - [`embed`]: the [`EmbedFn`] encoder interface, a deterministic [`HashEmbedder`] for tests and
 //!   an on-disk embedding cache.
+//! - [`roles`]: loan phrasings labeled by the borrower's role (an actor of a class buys, builds,
+//!   pays), generated from the team-written actor lexicon.
 //! - [`heads`]: flat and per-level softmax heads on frozen embeddings (candle, AdamW).
 //! - [`knn`]: exact kNN over labeled exemplars.
 //! - [`tfidf`]: character n-gram TF-IDF (shared with the eval baseline) and the lexical kNN voter.
@@ -16,10 +18,13 @@ pub mod artifacts;
 pub mod calibrate;
 pub mod classifier;
 pub mod corpus;
+pub mod decide;
 pub mod embed;
 pub mod error;
+pub mod gate;
 pub mod heads;
 pub mod knn;
+pub mod roles;
 pub mod tfidf;
 pub mod train;
 pub mod tree;
@@ -38,5 +43,6 @@ pub use embed::{embed_all, EmbedFn, EmbeddingCache, HashEmbedder, E5_DIM};
 pub use error::TrainError;
 pub use knn::ExemplarIndex;
 pub use tfidf::{LexicalConfig, LexicalIndex};
+pub use touxiang_datasets::LoanText;
 pub use train::{predict_split, train, CorpusSource, Prediction, TrainConfig, TrainReport};
 pub use tree::{Tree, VAGUE_CODE};

@@ -71,6 +71,10 @@ pub struct TrainConfig {
     pub save_exemplars: bool,
     /// Encoder batch size.
     pub embed_batch: usize,
+    /// Labeled loan texts (e.g. the calibration half of the loan dev set) on which the mixture,
+    /// temperatures and thresholds are fitted instead of the corpus's calibration split, so that
+    /// the promised precision holds on loan text. Empty = the corpus's calibration split.
+    pub calib_loans: Vec<(touxiang_datasets::LoanText, String)>,
 }
 
 impl TrainConfig {
@@ -102,6 +106,7 @@ impl TrainConfig {
             lexical_taus: vec![0.05, 0.1, 0.2, 0.5],
             save_exemplars: true,
             embed_batch: 64,
+            calib_loans: Vec::new(),
         }
     }
 }
@@ -331,8 +336,39 @@ pub fn train(cfg: &TrainConfig, embedder: &dyn EmbedFn) -> Result<TrainReport> {
     if let Some(ix) = lexical {
         proto = proto.with_lexical(ix);
     }
-    let h_calib = proto.head_outputs_for_texts(&texts_of(&calib_ex), &x_calib)?;
-    let n_calib = index.search(&x_calib, cfg.knn_k)?;
+    // Calibration set: the loan texts when given (the distribution the service is used on),
+    // else the corpus's calibration split. With loan texts, the corpus's calibration split still
+    // fits the similarity gate (how far near-duplicate exemplars are trusted).
+    let h_corpus = proto.head_outputs_for_texts(&texts_of(&calib_ex), &x_calib)?;
+    let n_corpus = index.search(&x_calib, cfg.knn_k)?;
+    let gate = crate::gate::GateSet {
+        heads: &h_corpus,
+        neighbors: &n_corpus,
+        gold: &g_calib,
+    };
+    let (h_calib, n_calib, g_calib, gate) = if cfg.calib_loans.is_empty() {
+        (h_corpus.clone(), n_corpus.clone(), g_calib.clone(), None)
+    } else {
+        let texts: Vec<String> = cfg
+            .calib_loans
+            .iter()
+            .map(|(l, _)| l.model_text())
+            .collect();
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let x = embed_all(embedder, &refs, cfg.cache_dir.as_deref(), cfg.embed_batch)?;
+        let gold = cfg
+            .calib_loans
+            .iter()
+            .map(|(l, code)| {
+                tree.find(code).ok_or_else(|| TrainError::UnknownCode {
+                    code: code.clone(),
+                    context: format!("calibration loan text {:?}", l.text),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let h = proto.head_outputs_for_texts(&refs, &x)?;
+        (h, index.search(&x, cfg.knn_k)?, gold, Some(&gate))
+    };
     let (cal_knn, choices_knn) = fit_calibration(
         tree,
         &h_calib,
@@ -342,6 +378,7 @@ pub fn train(cfg: &TrainConfig, embedder: &dyn EmbedFn) -> Result<TrainReport> {
         &cfg.knn_taus,
         &cfg.lexical_taus,
         &cfg.targets,
+        gate,
     );
     let (cal_heads, choices_heads) = fit_calibration(
         tree,
@@ -352,6 +389,7 @@ pub fn train(cfg: &TrainConfig, embedder: &dyn EmbedFn) -> Result<TrainReport> {
         &cfg.knn_taus,
         &cfg.lexical_taus,
         &cfg.targets,
+        None,
     );
     tracing::info!(?cal_knn.mix, ?cal_knn.temperature, ?cal_knn.level_thresholds, cal_knn.auto_threshold, "calibration (with kNN)");
 
@@ -457,16 +495,7 @@ fn texts_of<'a>(ex: &[&'a Example]) -> Vec<&'a str> {
 }
 
 fn placeholder_cal(tree: &Tree) -> crate::classifier::Calibration {
-    let d = tree.depth_count();
-    crate::classifier::Calibration {
-        mix: [0.5, 0.5, 0.0, 0.0],
-        knn_tau: 0.05,
-        lexical_tau: 0.05,
-        temperature: vec![1.0; d],
-        level_thresholds: vec![0.0; d],
-        auto_threshold: 0.0,
-        joint_path: false,
-    }
+    crate::classifier::Calibration::neutral([0.5, 0.5, 0.0, 0.0], 0.05, 0.05, tree.depth_count())
 }
 
 fn metrics_for(

@@ -55,9 +55,17 @@ fn check_consistent(tree: &Tree, c: &Classification) {
             );
             assert_eq!(l.level, tree.level_name(l.path.len() - 1));
             assert!((c.confidence - l.path.last().unwrap().confidence).abs() < 1e-6);
+            // alternatives are leaves with their paths, whatever level the label stops at
+            let leaf_level = tree.level_name(tree.depth_count() - 1);
+            let guess = c.guess.as_ref().expect("a label implies a guess");
+            assert_eq!(guess.path, c.full_path, "the guess is the full path");
             for a in &c.alternatives {
-                assert_ne!(a.code, l.code);
-                assert_eq!(a.level, l.level);
+                assert_ne!(a.code, guess.code);
+                assert_eq!(a.level, leaf_level);
+                assert_eq!(
+                    a.path.last().map(|p| p.code.as_str()),
+                    Some(a.code.as_str())
+                );
             }
         }
         None => {
@@ -486,7 +494,15 @@ fn gbt_corpus_covers_every_class_and_never_leaks_held_out_items() {
         .get("template")
         .map(|m| m.values().sum::<usize>())
         .unwrap_or(0);
-    assert!(total_gen > 0 && st.generated_share < 0.6);
+    let total_role = st
+        .by_source
+        .get("role")
+        .map(|m| m.values().sum::<usize>())
+        .unwrap_or(0);
+    // Generated phrasings (templates, role-labeled loan lines, vague phrases) are counted as
+    // such; the role lines are the larger share by design (loan text is what is classified).
+    assert!(total_gen > 0 && total_role > 20_000, "{st}");
+    assert!(st.generated_share < 0.75, "{st}");
     // same seed → same corpus; other seed → other split
     let again = build_corpus(
         &root.join("gbt4754-2017/notes.jsonl"),

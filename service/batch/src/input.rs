@@ -39,10 +39,14 @@ pub(crate) struct RawRow {
 /// A cell value: the text, or (lossy text, reason) when it could not be decoded.
 type Cell = Result<String, (String, String)>;
 
-/// Names of the wanted columns, in slot order: id, text, old code, balance.
+/// Wanted columns: id, text, old code, balance, borrower name, business scope.
+const N_SLOTS: usize = 6;
+
+/// Names of the wanted columns, in slot order: id, text, old code, balance, borrower name,
+/// business scope.
 #[derive(Debug, Clone)]
 pub(crate) struct Wanted {
-    pub names: [Option<String>; 4],
+    pub names: [Option<String>; N_SLOTS],
 }
 
 impl Wanted {
@@ -53,13 +57,19 @@ impl Wanted {
                 Some(opts.text_column.clone()),
                 opts.old_code_column.clone(),
                 opts.balance_column.clone(),
+                opts.borrower_name_column.clone(),
+                opts.business_scope_column.clone(),
             ],
         }
     }
 
     /// Column index of each wanted name in `header`; id and text are required.
-    fn resolve(&self, header: &[String], path: &Path) -> Result<[Option<usize>; 4], BatchError> {
-        let mut out = [None; 4];
+    fn resolve(
+        &self,
+        header: &[String],
+        path: &Path,
+    ) -> Result<[Option<usize>; N_SLOTS], BatchError> {
+        let mut out = [None; N_SLOTS];
         for (slot, name) in self.names.iter().enumerate() {
             let Some(name) = name else { continue };
             match header.iter().position(|h| h.trim() == name) {
@@ -79,16 +89,28 @@ impl Wanted {
     }
 }
 
-const SLOT_NAMES: [&str; 4] = ["id", "text", "old_code", "balance"];
+const SLOT_NAMES: [&str; N_SLOTS] = [
+    "id",
+    "text",
+    "old_code",
+    "balance",
+    "borrower_name",
+    "business_scope",
+];
 
 /// Build a row from the four wanted cells (`None` = absent).
-fn assemble(row: u64, line: Option<u64>, wanted: &Wanted, cells: [Option<Cell>; 4]) -> RawRow {
+fn assemble(
+    row: u64,
+    line: Option<u64>,
+    wanted: &Wanted,
+    cells: [Option<Cell>; N_SLOTS],
+) -> RawRow {
     let name = |slot: usize| {
         wanted.names[slot]
             .clone()
             .unwrap_or_else(|| SLOT_NAMES[slot].to_string())
     };
-    let [id, text, old, bal] = cells;
+    let [id, text, old, bal, borrower, scope] = cells;
     let mut out = RawRow {
         row,
         line,
@@ -141,6 +163,26 @@ fn assemble(row: u64, line: Option<u64>, wanted: &Wanted, cells: [Option<Cell>; 
         }
         Some(Err((_, reason))) => out.warnings.push((name(3), reason)),
         _ => {}
+    }
+    // The borrower's name and business scope are read with the purpose text, as by
+    // /v1/classify: the text that is deduplicated and labeled is the composed one.
+    let mut field = |slot: usize, cell: Option<Cell>| match cell {
+        Some(Ok(s)) if !s.trim().is_empty() => Some(s),
+        Some(Err((_, reason))) => {
+            out.warnings.push((name(slot), reason));
+            None
+        }
+        _ => None,
+    };
+    let (borrower_name, business_scope) = (field(4, borrower), field(5, scope));
+    if out.problem.is_none() && (borrower_name.is_some() || business_scope.is_some()) {
+        out.text = touxiang_datasets::LoanText {
+            text: std::mem::take(&mut out.text),
+            borrower_name,
+            business_scope,
+            declared_industry: None,
+        }
+        .model_text();
     }
     out
 }
@@ -360,7 +402,7 @@ enum CsvRecord {
 pub(crate) struct CsvSource {
     lines: Lines,
     wanted: Wanted,
-    cols: [Option<usize>; 4],
+    cols: [Option<usize>; N_SLOTS],
     header_len: usize,
     row: u64,
 }
@@ -370,7 +412,7 @@ impl CsvSource {
         let mut src = CsvSource {
             lines: Lines::open(path, encoding)?,
             wanted,
-            cols: [None; 4],
+            cols: [None; N_SLOTS],
             header_len: 0,
             row: 0,
         };
@@ -469,7 +511,7 @@ impl RowSource for CsvSource {
         self.row += 1;
         match rec {
             CsvRecord::Ok { line, fields } => {
-                let mut cells: [Option<Cell>; 4] = Default::default();
+                let mut cells: [Option<Cell>; N_SLOTS] = Default::default();
                 for (slot, col) in self.cols.iter().enumerate() {
                     if let Some(c) = col {
                         cells[slot] = fields.get(*c).map(|f| decode_field(f, enc));
@@ -600,7 +642,7 @@ impl RowSource for JsonlSource {
                 )))
             }
         };
-        let mut cells: [Option<Cell>; 4] = Default::default();
+        let mut cells: [Option<Cell>; N_SLOTS] = Default::default();
         for (slot, name) in self.wanted.names.iter().enumerate() {
             if let Some(name) = name {
                 cells[slot] = obj.get(name).and_then(json_cell);
@@ -621,7 +663,7 @@ pub(crate) struct XlsxSource {
     rx: Receiver<SheetRow>,
     path: PathBuf,
     wanted: Wanted,
-    cols: [Option<usize>; 4],
+    cols: [Option<usize>; N_SLOTS],
     row: u64,
 }
 
@@ -693,7 +735,7 @@ impl XlsxSource {
             rx,
             path: path.to_path_buf(),
             wanted,
-            cols: [None; 4],
+            cols: [None; N_SLOTS],
             row: 0,
         };
         let header = match src.recv()? {
@@ -734,7 +776,7 @@ impl RowSource for XlsxSource {
             return Ok(None);
         };
         self.row += 1;
-        let mut wanted: [Option<Cell>; 4] = Default::default();
+        let mut wanted: [Option<Cell>; N_SLOTS] = Default::default();
         for (col, cell) in cells {
             for (slot, c) in self.cols.iter().enumerate() {
                 if *c == Some(col as usize) {
@@ -834,7 +876,7 @@ impl RowSource for ParquetSource {
         };
         let r = r.map_err(|e| parquet_err(&self.path, e))?;
         self.row += 1;
-        let mut cells: [Option<Cell>; 4] = Default::default();
+        let mut cells: [Option<Cell>; N_SLOTS] = Default::default();
         for (name, field) in r.get_column_iter() {
             for (slot, wanted) in self.wanted.names.iter().enumerate() {
                 if wanted.as_deref() == Some(name.as_str()) {

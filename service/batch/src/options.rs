@@ -159,6 +159,10 @@ pub struct BatchOptions {
     pub old_code_column: Option<String>,
     /// Column with the balance of each row, summed per flow in the diff report.
     pub balance_column: Option<String>,
+    /// Column with the borrower's name, read with the purpose text (optional).
+    pub borrower_name_column: Option<String>,
+    /// Column with the borrower's business scope (经营范围), read with the text (optional).
+    pub business_scope_column: Option<String>,
     /// SQLite label cache shared across runs (e.g. `DATA_DIR/batch-cache.sqlite`); `None` = an
     /// in-memory cache for this run only.
     pub cache_path: Option<PathBuf>,
@@ -195,6 +199,8 @@ impl BatchOptions {
             review: false,
             old_code_column: None,
             balance_column: None,
+            borrower_name_column: None,
+            business_scope_column: None,
             cache_path: None,
             chunk_size: 4096,
             label_batch_size: 256,

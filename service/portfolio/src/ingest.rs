@@ -571,6 +571,9 @@ struct LoanRow {
     row: u64,
     loan_id: String,
     purpose_text: String,
+    /// What the labeler reads: the purpose text with the borrower's name and business scope
+    /// (columns `borrower_name`, `business_scope`, kept as attributes) composed in.
+    model_text: String,
     amount: Option<f64>,
     balance: f64,
     overdue_days: Option<i64>,
@@ -880,10 +883,25 @@ impl Validator<'_> {
             }
             Some(serde_json::Value::Object(m).to_string())
         };
+        let attr = |name: &str| {
+            cols.attrs
+                .iter()
+                .find(|&&i| headers[i] == name)
+                .map(|&i| f[i].trim().to_string())
+                .filter(|s| !s.is_empty())
+        };
+        let model_text = touxiang_datasets::LoanText {
+            text: purpose_text?.to_string(),
+            borrower_name: attr("borrower_name"),
+            business_scope: attr("business_scope"),
+            declared_industry: None,
+        }
+        .model_text();
         Some(LoanRow {
             row,
             loan_id: loan_id?.to_string(),
             purpose_text: purpose_text?.to_string(),
+            model_text,
             amount,
             balance: balance?,
             overdue_days,
@@ -944,10 +962,10 @@ impl Writer<'_> {
             let mut queued: std::collections::HashSet<&str> = std::collections::HashSet::new();
             for r in batch.iter() {
                 if r.industry.is_none()
-                    && !self.label_cache.contains_key(&r.purpose_text)
-                    && queued.insert(r.purpose_text.as_str())
+                    && !self.label_cache.contains_key(&r.model_text)
+                    && queued.insert(r.model_text.as_str())
                 {
-                    todo.push(&r.purpose_text);
+                    todo.push(&r.model_text);
                 }
             }
             if !todo.is_empty() {
@@ -981,7 +999,7 @@ impl Writer<'_> {
                         None,
                         Some(GBT4754_VERSION.to_string()),
                     )
-                } else if let Some(l) = self.label_cache.get(&r.purpose_text) {
+                } else if let Some(l) = self.label_cache.get(&r.model_text) {
                     // The labeler's deepest code is authoritative; its path comes from the
                     // taxonomy. A code outside GB/T 4754-2017 counts as no label.
                     let p: IndustryPath = l

@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use touxiang_training::{ClassifyOptions, Neighbor};
+use touxiang_training::{ClassifyOptions, LoanText, Neighbor};
 use touxiang_vectors::Filter;
 use utoipa::ToSchema;
 
@@ -22,6 +22,30 @@ pub struct ClassifyItem {
     /// Exposure (review priority = uncertainty × amount); ≥ 0.
     #[serde(default)]
     pub amount: Option<f64>,
+    /// Borrower's registered name ("XX餐饮管理有限公司"): read by the model with the text.
+    #[serde(default)]
+    #[schema(max_length = 200)]
+    pub borrower_name: Option<String>,
+    /// Borrower's business scope (经营范围); its first activities are read by the model.
+    #[serde(default)]
+    #[schema(max_length = 2000)]
+    pub business_scope: Option<String>,
+    /// Industry code the customer manager declared (a code of the taxonomy): shown as evidence
+    /// beside the result (`declared`), not read by the model.
+    #[serde(default)]
+    pub declared_industry: Option<String>,
+}
+
+impl ClassifyItem {
+    /// The loan as the classifier reads it.
+    pub fn loan(&self) -> LoanText {
+        LoanText {
+            text: self.text.clone(),
+            borrower_name: self.borrower_name.clone(),
+            business_scope: self.business_scope.clone(),
+            declared_industry: self.declared_industry.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -55,12 +79,25 @@ pub struct LabelOut {
     pub path: Vec<PathStepOut>,
 }
 
+/// A candidate at the taxonomy's finest level (a class of GB/T 4754) with its path.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AlternativeOut {
     pub code: String,
     pub level: String,
     pub name: String,
+    /// Calibrated probability of the candidate.
     pub confidence: f32,
+    /// Root first, down to the candidate.
+    pub path: Vec<PathStepOut>,
+}
+
+/// The industry the customer manager declared, beside what the model found.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeclaredOut {
+    pub code: String,
+    pub name: String,
+    /// Whether the declared code lies on the best guess's path (or the guess on its subtree).
+    pub agrees: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -84,7 +121,14 @@ pub struct ClassifyResult {
     /// `auto` | `review`.
     pub decision: String,
     pub review_id: Option<String>,
+    /// Top-k candidates at the finest level (classes), best first, whatever level `label`
+    /// stops at; the best guess itself is in `guess`.
     pub alternatives: Vec<AlternativeOut>,
+    /// The best candidate's full path (down to a class), also when `label` is coarser or null;
+    /// `null` for text too vague to guess.
+    pub guess: Option<LabelOut>,
+    /// The declared industry of the item, when given, and whether it agrees with `guess`.
+    pub declared: Option<DeclaredOut>,
     pub neighbors: Vec<NeighborOut>,
     /// False when the exemplar store could not be reached (the result then rests on the heads).
     pub neighbors_available: bool,
@@ -130,6 +174,7 @@ pub async fn classify(
         }
     }
     let top_k = req.top_k.unwrap_or(3);
+    validate_borrower_fields(&req.items)?;
     if top_k > cfg.classify.max_top_k {
         return Err(ApiError::invalid(
             "top_k",
@@ -149,9 +194,11 @@ pub async fn classify(
         .unwrap_or_else(|| cfg.classify.default_taxonomy.clone());
     let engine = s.engine()?;
     let tm = engine.taxonomy_model(&taxonomy)?;
+    validate_declared(&req.items, &tm.taxonomy)?;
     let model_version = engine.model_version();
 
-    let prepared: Vec<String> = req.items.iter().map(|it| encoder_text(&it.text)).collect();
+    let model_texts: Vec<String> = req.items.iter().map(|it| it.loan().model_text()).collect();
+    let prepared: Vec<String> = model_texts.iter().map(|t| encoder_text(t)).collect();
     let refs: Vec<&str> = prepared.iter().map(String::as_str).collect();
     let ids = engine.model.tokenize(&refs, touxiang_model::Kind::Query)?;
     let embeddings = engine.queue.embed(ids).await?;
@@ -170,7 +217,7 @@ pub async fn classify(
     };
     let available = found.is_some();
     let neighbors: Vec<Vec<Neighbor>> = found.unwrap_or_else(|| vec![Vec::new(); embeddings.len()]);
-    let texts: Vec<&str> = req.items.iter().map(|it| it.text.as_str()).collect();
+    let texts: Vec<&str> = model_texts.iter().map(String::as_str).collect();
     let opts = ClassifyOptions {
         top_k,
         show_neighbors: n_neighbors,
@@ -191,22 +238,26 @@ pub async fn classify(
         } else {
             c.keywords
         };
+        let declared = it.declared_industry.as_deref().map(|code| {
+            let code = code.trim();
+            let guess_path: Vec<&str> = c
+                .guess
+                .as_ref()
+                .map(|g| g.path.iter().map(|p| p.code.as_str()).collect())
+                .unwrap_or_default();
+            DeclaredOut {
+                code: code.to_string(),
+                name: tm
+                    .taxonomy
+                    .get(code)
+                    .map(|n| n.name.clone())
+                    .unwrap_or_default(),
+                agrees: guess_path.contains(&code),
+            }
+        });
         results.push(ClassifyResult {
             id: it.id.clone(),
-            label: c.label.map(|l| LabelOut {
-                code: l.code,
-                level: l.level,
-                name: l.name,
-                path: l
-                    .path
-                    .into_iter()
-                    .map(|p| PathStepOut {
-                        code: p.code,
-                        name: p.name,
-                        confidence: p.confidence,
-                    })
-                    .collect(),
-            }),
+            label: c.label.map(label_out),
             confidence: c.confidence,
             decision: c.decision.as_str().to_string(),
             review_id: None,
@@ -218,8 +269,11 @@ pub async fn classify(
                     level: a.level,
                     name: a.name,
                     confidence: a.confidence,
+                    path: a.path.into_iter().map(step_out).collect(),
                 })
                 .collect(),
+            guess: c.guess.map(label_out),
+            declared,
             neighbors: c
                 .neighbors
                 .into_iter()
@@ -242,4 +296,69 @@ pub async fn classify(
         taxonomy_version: tm.taxonomy.version().to_string(),
         results,
     }))
+}
+
+fn step_out(p: touxiang_datasets::PathStep) -> PathStepOut {
+    PathStepOut {
+        code: p.code,
+        name: p.name,
+        confidence: p.confidence,
+    }
+}
+
+fn label_out(l: touxiang_training::Label) -> LabelOut {
+    LabelOut {
+        code: l.code,
+        level: l.level,
+        name: l.name,
+        path: l.path.into_iter().map(step_out).collect(),
+    }
+}
+
+/// Longest borrower name the service reads (characters).
+pub const MAX_BORROWER_NAME: usize = 200;
+/// Longest business scope the service accepts (characters; the model reads its start).
+pub const MAX_BUSINESS_SCOPE: usize = 2000;
+
+/// Borrower fields: bounded lengths; a declared industry must be a code of the taxonomy (checked
+/// by the caller against the chosen taxonomy in [`validate_declared`]).
+fn validate_borrower_fields(items: &[ClassifyItem]) -> Result<(), ApiError> {
+    for (i, it) in items.iter().enumerate() {
+        for (field, value, max) in [
+            ("borrower_name", &it.borrower_name, MAX_BORROWER_NAME),
+            ("business_scope", &it.business_scope, MAX_BUSINESS_SCOPE),
+        ] {
+            if let Some(v) = value {
+                let n = v.chars().count();
+                if n > max {
+                    return Err(ApiError::invalid(
+                        format!("items[{i}].{field}"),
+                        format!("items[{i}].{field} has {n} characters; at most {max}"),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A declared industry must be a code of the taxonomy the items are classified into.
+fn validate_declared(
+    items: &[ClassifyItem],
+    taxonomy: &touxiang_datasets::Taxonomy,
+) -> Result<(), ApiError> {
+    for (i, it) in items.iter().enumerate() {
+        if let Some(code) = &it.declared_industry {
+            if !taxonomy.contains(code.trim()) {
+                return Err(ApiError::invalid(
+                    format!("items[{i}].declared_industry"),
+                    format!(
+                        "items[{i}].declared_industry {code:?} is not a code of taxonomy {}",
+                        taxonomy.id()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }

@@ -112,6 +112,12 @@ pub struct JobRequest {
     pub old_code_column: Option<String>,
     /// Column with balances (diff report flows).
     pub balance_column: Option<String>,
+    /// Column with the borrower's name, read by the model with the purpose text.
+    #[serde(default)]
+    pub borrower_name_column: Option<String>,
+    /// Column with the borrower's business scope (经营范围), read with the purpose text.
+    #[serde(default)]
+    pub business_scope_column: Option<String>,
     /// Write the diff report as `<output>.diff.json` and `<output>.diff.xlsx` (needs
     /// `old_code_column`); the report is also in the job summary.
     #[serde(default)]
@@ -276,6 +282,8 @@ fn job_options(
     o.review = req.review;
     o.old_code_column = req.old_code_column.clone();
     o.balance_column = req.balance_column.clone();
+    o.borrower_name_column = req.borrower_name_column.clone();
+    o.business_scope_column = req.business_scope_column.clone();
     if req.diff {
         if o.old_code_column.is_none() {
             return Err(ApiError::invalid(

@@ -136,6 +136,19 @@ async fn classify_rejects_bad_input_naming_the_field() {
             json!({"items": [{"texts": "钢材"}], "taxonomy": "mini"}),
             "items[0]",
         ),
+        (
+            json!({"items": [{"text": "钢材", "declared_industry": "Z9"}], "taxonomy": "mini"}),
+            "items[0].declared_industry",
+        ),
+        (
+            json!({"items": [{"text": "钢材"}, {"text": "钢材", "borrower_name": "华".repeat(201)}],
+                "taxonomy": "mini"}),
+            "items[1].borrower_name",
+        ),
+        (
+            json!({"items": [{"text": "钢材", "business_scope": "批".repeat(2001)}], "taxonomy": "mini"}),
+            "items[0].business_scope",
+        ),
     ];
     for (body, field) in cases {
         let (st, b) = call(&app, "POST", "/v1/classify", Some(body.clone())).await;
@@ -233,6 +246,65 @@ async fn job_and_upload_labelers_vote_over_the_store_like_classify() {
                 texts[i],
                 got.confidence
             );
+        }
+    }
+}
+
+/// The borrower's name is read with the text (a generic purpose becomes the borrower's industry),
+/// the declared industry comes back as evidence, and alternatives are leaves with their paths
+/// plus the best guess's full path.
+#[tokio::test]
+async fn borrower_fields_are_read_and_candidates_are_leaves_with_paths() {
+    let (app, _) = app_with_classifier().await;
+    let classify = |item: serde_json::Value| {
+        let app = app.clone();
+        async move {
+            let (st, b) = call(
+                &app,
+                "POST",
+                "/v1/classify",
+                Some(json!({"items": [item], "taxonomy": "mini", "top_k": 3})),
+            )
+            .await;
+            assert_eq!(st, StatusCode::OK, "{b}");
+            b["results"][0].clone()
+        }
+    };
+    let bare = classify(json!({"text": "购买原材料一批"})).await;
+    let named = classify(
+        json!({"text": "购买原材料一批", "borrower_name": "江苏华瑞服装有限公司",
+        "business_scope": "服装、服饰加工与销售", "declared_industry": "C2"}),
+    )
+    .await;
+    assert_eq!(named["guess"]["code"], "C2", "{named}");
+    assert_ne!(
+        (&bare["guess"]["code"], &bare["confidence"]),
+        (&named["guess"]["code"], &named["confidence"]),
+        "the borrower fields changed nothing: {bare} vs {named}"
+    );
+    assert_eq!(named["declared"]["code"], "C2");
+    assert_eq!(named["declared"]["name"], "服装制造");
+    assert_eq!(named["declared"]["agrees"], true);
+    assert!(bare["declared"].is_null());
+    for r in [&bare, &named] {
+        let guess = &r["guess"];
+        if guess.is_null() {
+            // vague: no guess, no label
+            assert!(r["label"].is_null(), "{r}");
+            continue;
+        }
+        let gpath = guess["path"].as_array().unwrap();
+        assert_eq!(gpath.len(), 2, "guess goes down to a leaf: {r}");
+        assert_eq!(gpath[1]["code"], guess["code"]);
+        let alts = r["alternatives"].as_array().unwrap();
+        assert_eq!(alts.len(), 3, "{r}");
+        for a in alts {
+            assert_ne!(a["code"], guess["code"], "the guess is not repeated: {r}");
+            assert_eq!(a["level"], guess["level"], "alternatives are leaves: {r}");
+            let p = a["path"].as_array().unwrap();
+            assert_eq!(p.len(), 2, "{r}");
+            assert_eq!(p[1]["code"], a["code"]);
+            assert!(p[1]["confidence"].as_f64().unwrap() <= p[0]["confidence"].as_f64().unwrap());
         }
     }
 }

@@ -12,5 +12,6 @@ mod http_embed;
 mod http_jobs;
 mod http_portfolio;
 mod http_review;
+mod loan_roles;
 mod review_durability;
 mod review_load;
