@@ -47,9 +47,10 @@ pub struct TrainArgs {
     pub auto_min_level: Option<String>,
     /// Labeled loan texts ({"text","code"[,"borrower_name","business_scope"]} JSONL) on which the
     /// mixture, temperatures and thresholds are fitted instead of the corpus's calibration split,
-    /// e.g. `eval/data/loan-dev/calib.jsonl`; lines marked `"split": "test"` are refused.
-    #[arg(long)]
-    pub calib_examples: Option<PathBuf>,
+    /// e.g. `eval/data/loan-dev/calib.jsonl`, plus reviewed labels as they accumulate
+    /// (`touxiang export-labels` output); repeatable; lines marked `"split": "test"` are refused.
+    #[arg(long = "calib-examples")]
+    pub calib_examples: Vec<PathBuf>,
 }
 
 /// The calibration loans of `path`; a line of the held-out test half is an error.
@@ -142,17 +143,20 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     }
     tc.seed = a.seed;
     tc.extra_examples = a.include.clone();
-    if let Some(p) = &a.calib_examples {
+    if !a.calib_examples.is_empty() {
         let tax = match &a.taxonomy_csv {
             Some(csv) => Taxonomy::from_csv_path(&a.taxonomy, csv)?,
             None => Taxonomy::gbt4754().clone(),
         };
-        tc.calib_loans = calib_loans(p, &tax)?;
-        eprintln!(
-            "calibrating on {} loan texts from {}",
-            tc.calib_loans.len(),
-            p.display()
-        );
+        for p in &a.calib_examples {
+            let loans = calib_loans(p, &tax)?;
+            eprintln!(
+                "calibrating on {} loan texts from {}",
+                loans.len(),
+                p.display()
+            );
+            tc.calib_loans.extend(loans);
+        }
     }
     tc.cache_dir = Some(cfg.data_dir.join("embedding-cache"));
     if let Some(p) = a.target_precision {
@@ -200,7 +204,7 @@ fn install_taxonomy(
 
 #[cfg(test)]
 mod tests {
-    use super::{install_taxonomy, level_depth};
+    use super::{calib_loans, install_taxonomy, level_depth};
     use touxiang_datasets::Taxonomy;
     use touxiang_training::Tree;
 
@@ -217,6 +221,30 @@ mod tests {
                 "{bad:?}: {e}"
             );
         }
+    }
+
+    #[test]
+    fn calibration_loans_keep_borrower_fields_and_never_take_the_test_half() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("calib.jsonl");
+        std::fs::write(
+            &f,
+            "{\"text\":\"采购原材料\",\"code\":\"1312\",\"borrower_name\":\"鲁丰面粉有限公司\",\"split\":\"calib\"}\n",
+        )
+        .unwrap();
+        let loans = calib_loans(&f, Taxonomy::gbt4754()).unwrap();
+        assert_eq!(loans.len(), 1);
+        assert_eq!(loans[0].0.model_text(), "鲁丰面粉有限公司，采购原材料");
+        assert_eq!(loans[0].1, "1312");
+        std::fs::write(
+            &f,
+            "{\"text\":\"采购原材料\",\"code\":\"1312\"}\n{\"text\":\"驾校购车\",\"code\":\"8391\",\"split\":\"test\"}\n",
+        )
+        .unwrap();
+        let e = calib_loans(&f, Taxonomy::gbt4754())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("record 2") && e.contains("test"), "{e}");
     }
 
     #[test]
