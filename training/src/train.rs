@@ -14,7 +14,7 @@ use crate::calibrate::{
 use crate::classifier::{Classifier, HeadOutputs, Neighbor};
 use crate::corpus::{
     build_corpus, corpus_from_examples, load_examples_jsonl, Corpus, CorpusOptions, CorpusStats,
-    Example, Split, SplitRatios,
+    Example, Source, Split, SplitRatios,
 };
 use crate::embed::{embed_all, EmbedFn};
 use crate::error::{Result, TrainError};
@@ -75,6 +75,11 @@ pub struct TrainConfig {
     /// temperatures and thresholds are fitted instead of the corpus's calibration split, so that
     /// the promised precision holds on loan text. Empty = the corpus's calibration split.
     pub calib_loans: Vec<(touxiang_datasets::LoanText, String)>,
+    /// Sources kept out of the exemplar and lexical indexes (the heads still learn from them).
+    /// Default: templates — wrappers around note items that are themselves exemplars; they
+    /// added 22 k exemplars (memory and search time in the service) and n-gram noise
+    /// ("…生产线建设") to the lexical vote.
+    pub exemplars_exclude: Vec<Source>,
 }
 
 impl TrainConfig {
@@ -107,6 +112,7 @@ impl TrainConfig {
             save_exemplars: true,
             embed_batch: 64,
             calib_loans: Vec::new(),
+            exemplars_exclude: vec![Source::Template],
         }
     }
 }
@@ -306,21 +312,29 @@ pub fn train(cfg: &TrainConfig, embedder: &dyn EmbedFn) -> Result<TrainReport> {
     }
     let seconds_train = t_train.elapsed().as_secs_f64();
 
-    // kNN index over the training exemplars
+    // kNN and lexical indexes over the training exemplars (the service seeds its store with
+    // them), less the sources the heads learn from but the neighbour votes do not need
+    let keep: Vec<usize> = (0..train_ex.len())
+        .filter(|&i| !cfg.exemplars_exclude.contains(&train_ex[i].source))
+        .collect();
+    let ex_vecs: Vec<Vec<f32>> = keep.iter().map(|&i| x_train[i].clone()).collect();
+    let ex_texts: Vec<String> = keep.iter().map(|&i| train_ex[i].text.clone()).collect();
+    let ex_codes: Vec<String> = keep.iter().map(|&i| train_ex[i].code.clone()).collect();
+    tracing::info!(
+        exemplars = keep.len(),
+        of = train_ex.len(),
+        "exemplar index"
+    );
     let index = ExemplarIndex::new(
         dim,
-        &x_train,
-        train_ex.iter().map(|e| e.text.clone()).collect(),
-        train_ex.iter().map(|e| e.code.clone()).collect(),
-        train_ex.iter().map(|_| "seed".to_string()).collect(),
+        &ex_vecs,
+        ex_texts.clone(),
+        ex_codes.clone(),
+        keep.iter().map(|_| "seed".to_string()).collect(),
     )?;
-    let lexical = cfg.lexical.map(|lc| {
-        LexicalIndex::new(
-            lc,
-            train_ex.iter().map(|e| e.text.clone()).collect(),
-            train_ex.iter().map(|e| e.code.clone()).collect(),
-        )
-    });
+    let lexical = cfg
+        .lexical
+        .map(|lc| LexicalIndex::new(lc, ex_texts, ex_codes));
     let mut proto = Classifier::new(
         tree.clone(),
         flat,
