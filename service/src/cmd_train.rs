@@ -1,5 +1,6 @@
 //! `touxiang train`: corpus → embeddings (cached) → heads, kNN, calibration → artifacts.
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -97,7 +98,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| cfg.data_dir.join("artifacts"));
-    let (tree, source) = match (&a.taxonomy_csv, &a.examples) {
+    let (tax, tree, source) = match (&a.taxonomy_csv, &a.examples) {
         (Some(csv), Some(ex)) => {
             let tax = Taxonomy::from_csv_path(&a.taxonomy, csv)?;
             install_taxonomy(&cfg.data_dir, &a.taxonomy, csv)?;
@@ -109,6 +110,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
                 touxiang_training::SplitRatios::default(),
             )?;
             (
+                Cow::Owned(tax),
                 tree,
                 CorpusSource::Examples {
                     examples,
@@ -123,6 +125,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
                 a.notes.display()
             );
             (
+                Cow::Borrowed(Taxonomy::gbt4754()),
                 Tree::from_taxonomy(Taxonomy::gbt4754(), true)?,
                 CorpusSource::Notes {
                     notes_path: a.notes.clone(),
@@ -143,20 +146,14 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     }
     tc.seed = a.seed;
     tc.extra_examples = a.include.clone();
-    if !a.calib_examples.is_empty() {
-        let tax = match &a.taxonomy_csv {
-            Some(csv) => Taxonomy::from_csv_path(&a.taxonomy, csv)?,
-            None => Taxonomy::gbt4754().clone(),
-        };
-        for p in &a.calib_examples {
-            let loans = calib_loans(p, &tax)?;
-            eprintln!(
-                "calibrating on {} loan texts from {}",
-                loans.len(),
-                p.display()
-            );
-            tc.calib_loans.extend(loans);
-        }
+    for p in &a.calib_examples {
+        let loans = calib_loans(p, &tax)?;
+        eprintln!(
+            "calibrating on {} loan texts from {}",
+            loans.len(),
+            p.display()
+        );
+        tc.calib_loans.extend(loans);
     }
     tc.cache_dir = Some(cfg.data_dir.join("embedding-cache"));
     if let Some(p) = a.target_precision {

@@ -339,15 +339,8 @@ pub(crate) fn fit_calibration(
                 .collect()
         })
         .collect();
-    let paths_of = |rule: u8| -> Vec<Vec<(usize, f32)>> {
-        tempered
-            .par_iter()
-            .map(|t| match rule {
-                1 => crate::classifier::joint_path(tree, t),
-                2 => crate::decide::leaf_path(tree, t),
-                _ => crate::classifier::greedy_path(tree, t),
-            })
-            .collect()
+    let paths_of = |rule: fn(&Tree, &LevelDists) -> Vec<(usize, f32)>| -> Vec<Vec<(usize, f32)>> {
+        tempered.par_iter().map(|t| rule(tree, t)).collect()
     };
     let mean_top1 = |paths: &[Vec<(usize, f32)>]| -> f64 {
         let (mut ok, mut n) = (0usize, 0usize);
@@ -362,9 +355,9 @@ pub(crate) fn fit_calibration(
         }
         ok as f64 / n.max(1) as f64
     };
-    let greedy = paths_of(0);
-    let joint = paths_of(1);
-    let leaf = paths_of(2);
+    let greedy = paths_of(crate::classifier::greedy_path);
+    let joint = paths_of(crate::classifier::joint_path);
+    let leaf = paths_of(crate::decide::leaf_path);
     let (acc_greedy, acc_joint, acc_leaf) =
         (mean_top1(&greedy), mean_top1(&joint), mean_top1(&leaf));
     tracing::info!(

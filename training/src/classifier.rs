@@ -434,7 +434,7 @@ impl Classifier {
         };
         let knn = self.knn_vote(neighbors, cal.knn_tau);
         let lex = self.knn_vote(&heads.lexical, cal.lexical_tau);
-        let top = neighbors.iter().map(|n| n.similarity).reduce(f32::max);
+        let top = crate::gate::top_sim(neighbors);
         let mut dists = combine(&self.tree, heads, &knn, &lex, cal, top);
         if let Some(m) = exact_match(&self.tree, neighbors) {
             crate::decide::apply_exact(&self.tree, &mut dists, &m.code);
@@ -504,12 +504,7 @@ impl Classifier {
         let dists = self.calibrated(heads, &nb);
         let dec = self.decide(&dists, !nb.is_empty());
         let tree = &self.tree;
-        let step = |&(i, c): &(usize, f32)| PathStep {
-            code: tree.nodes[i].code.clone(),
-            name: tree.nodes[i].name.clone(),
-            confidence: c,
-        };
-        let full_path: Vec<PathStep> = dec.path.iter().map(step).collect();
+        let full_path: Vec<PathStep> = dec.path.iter().map(|&s| self.path_step(s)).collect();
         let (label, confidence) = match dec.label_depth {
             Some(d) => {
                 let (node, conf) = dec.path[d];
@@ -573,30 +568,26 @@ impl Classifier {
         leaves
             .into_iter()
             .take(k)
-            .map(|(leaf, c)| {
-                let mut cap = f32::INFINITY;
-                let path: Vec<PathStep> = tree
-                    .path(leaf)
+            .map(|(leaf, c)| Alternative {
+                code: tree.nodes[leaf].code.clone(),
+                level: tree.level_name(last).to_string(),
+                name: tree.nodes[leaf].name.clone(),
+                confidence: c,
+                path: crate::decide::capped_path(tree, dists, leaf)
                     .into_iter()
-                    .map(|n| {
-                        let d = tree.nodes[n].depth;
-                        cap = cap.min(dists[d][tree.pos_in_level(n)]);
-                        PathStep {
-                            code: tree.nodes[n].code.clone(),
-                            name: tree.nodes[n].name.clone(),
-                            confidence: cap,
-                        }
-                    })
-                    .collect();
-                Alternative {
-                    code: tree.nodes[leaf].code.clone(),
-                    level: tree.level_name(last).to_string(),
-                    name: tree.nodes[leaf].name.clone(),
-                    confidence: c,
-                    path,
-                }
+                    .map(|s| self.path_step(s))
+                    .collect(),
             })
             .collect()
+    }
+
+    /// A path step of node `i` with confidence `c`.
+    fn path_step(&self, (i, c): (usize, f32)) -> PathStep {
+        PathStep {
+            code: self.tree.nodes[i].code.clone(),
+            name: self.tree.nodes[i].name.clone(),
+            confidence: c,
+        }
     }
 
     /// Convert a classification into the shared label type.

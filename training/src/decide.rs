@@ -193,8 +193,14 @@ fn path_to_best_leaf(
     else {
         return Vec::new();
     };
+    capped_path(tree, dists, best.0)
+}
+
+/// Root-first path to `leaf` with each step's probability capped by its parent's (confidence
+/// never increases with depth).
+pub(crate) fn capped_path(tree: &Tree, dists: &LevelDists, leaf: usize) -> Vec<(usize, f32)> {
     let mut conf = f32::INFINITY;
-    tree.path(best.0)
+    tree.path(leaf)
         .into_iter()
         .map(|n| {
             conf = conf.min(dists[tree.nodes[n].depth][tree.pos_in_level(n)]);

@@ -360,8 +360,8 @@ pub fn train(cfg: &TrainConfig, embedder: &dyn EmbedFn) -> Result<TrainReport> {
         neighbors: &n_corpus,
         gold: &g_calib,
     };
-    let (h_calib, n_calib, g_calib, gate) = if cfg.calib_loans.is_empty() {
-        (h_corpus.clone(), n_corpus.clone(), g_calib.clone(), None)
+    let loans = if cfg.calib_loans.is_empty() {
+        None
     } else {
         let texts: Vec<String> = cfg
             .calib_loans
@@ -381,13 +381,18 @@ pub fn train(cfg: &TrainConfig, embedder: &dyn EmbedFn) -> Result<TrainReport> {
             })
             .collect::<Result<Vec<_>>>()?;
         let h = proto.head_outputs_for_texts(&refs, &x)?;
-        (h, index.search(&x, cfg.knn_k)?, gold, Some(&gate))
+        Some((h, index.search(&x, cfg.knn_k)?, gold))
     };
+    let (h_calib, n_calib, g_calib, gate): (&[HeadOutputs], &[Vec<Neighbor>], &[usize], _) =
+        match &loans {
+            Some((h, n, g)) => (h, n, g, Some(&gate)),
+            None => (&h_corpus, &n_corpus, &g_calib, None),
+        };
     let (cal_knn, choices_knn) = fit_calibration(
         tree,
-        &h_calib,
-        Some(&n_calib),
-        &g_calib,
+        h_calib,
+        Some(n_calib),
+        g_calib,
         cfg.knn_k,
         &cfg.knn_taus,
         &cfg.lexical_taus,
@@ -396,9 +401,9 @@ pub fn train(cfg: &TrainConfig, embedder: &dyn EmbedFn) -> Result<TrainReport> {
     );
     let (cal_heads, choices_heads) = fit_calibration(
         tree,
-        &h_calib,
+        h_calib,
         None,
-        &g_calib,
+        g_calib,
         cfg.knn_k,
         &cfg.knn_taus,
         &cfg.lexical_taus,
@@ -444,7 +449,7 @@ pub fn train(cfg: &TrainConfig, embedder: &dyn EmbedFn) -> Result<TrainReport> {
     );
     clf.lexical = lexical;
 
-    let calib_m = metrics_for(&clf, &h_calib, Some(&n_calib), &g_calib);
+    let calib_m = metrics_for(&clf, h_calib, Some(n_calib), g_calib);
     let h_test = clf.head_outputs_for_texts(&texts_of(&test_ex), &x_test)?;
     let n_test = index.search(&x_test, cfg.knn_k)?;
     let test_m = metrics_for(&clf, &h_test, Some(&n_test), &g_test);
