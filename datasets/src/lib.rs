@@ -6,8 +6,10 @@
 //! - [`RegionTable`]: GB/T 2260 regions ([`RegionTable::china`]) and US states
 //!   ([`RegionTable::us_states`]) with code resolution across spellings.
 //! - [`label`]: the `Labeler` trait and label types shared by every consumer of the classifier.
+//! - [`csv_safe()`]: spreadsheet formula-injection protection shared by every CSV export.
 //!
 //! The built-in data is embedded with `include_str!` and parsed once, on first use.
+mod csv_safe;
 mod csvutil;
 mod error;
 pub mod label;
@@ -15,6 +17,7 @@ pub mod loan_text;
 mod region;
 mod taxonomy;
 
+pub use csv_safe::csv_safe;
 pub use error::DatasetError;
 pub use label::{Decision, LabelError, LabelResult, Labeler, PathStep};
 pub use loan_text::LoanText;

@@ -3,7 +3,9 @@
 //! `touxiang datasets lendingclub --loans FILE --out DIR` turns the Lending Club book into a
 //! custom flat taxonomy (its 14 `purpose` values) with labeled examples:
 //!
-//! * `DIR/lendingclub-purpose.csv` — `code,name,parent`;
+//! * `DIR/lendingclub-purpose.csv` — `code,name,parent` (a purpose that would start a spreadsheet
+//!   formula, see [`touxiang_datasets::csv_safe`], is refused: the file is read back by
+//!   `touxiang train --taxonomy-csv`, so its codes cannot be escaped with a leading `'`);
 //! * `DIR/train.jsonl` — `{"text","code"}` of the train + calibration share (by a seeded hash of
 //!   `loan_id`, see [`touxiang_training::lendingclub_examples`]);
 //! * `DIR/test.jsonl` — the held-out rest, never seen by training.
@@ -15,12 +17,13 @@
 //! classifier and the baseline on exactly the split training held out. The files are derived
 //! from `../shared` at run time; they are not part of the project.
 
+use std::borrow::Cow;
 use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use touxiang_datasets::Taxonomy;
+use touxiang_datasets::{csv_safe, Taxonomy};
 use touxiang_training::{
     build_corpus, lendingclub_examples, CorpusOptions, Example, Split, SplitRatios, Tree,
 };
@@ -71,12 +74,26 @@ pub fn run(cmd: DatasetsCmd) -> anyhow::Result<()> {
 fn lendingclub(a: LendingclubArgs) -> anyhow::Result<()> {
     let (tax, examples, skipped) = lendingclub_examples(&a.loans, a.seed, SplitRatios::default())
         .with_context(|| format!("reading {}", a.loans.display()))?;
+    // OWASP CSV injection: every cell must pass `csv_safe` unchanged. Escaping (a leading `'`)
+    // would break the codes `touxiang train` matches against the examples, so refuse instead.
+    let rows: Vec<[&str; 3]> = tax
+        .nodes()
+        .iter()
+        .map(|n| [n.code.as_str(), &n.name, n.parent.as_deref().unwrap_or("")])
+        .collect();
+    for v in rows.iter().flatten() {
+        anyhow::ensure!(
+            matches!(csv_safe(v), Cow::Borrowed(_)),
+            "purpose {v:?} in {} would start a spreadsheet formula in the taxonomy CSV; rename it",
+            a.loans.display()
+        );
+    }
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let csv_path = a.out.join(format!("{}.csv", tax.id()));
     let mut w = csv::Writer::from_path(&csv_path)?;
     w.write_record(["code", "name", "parent"])?;
-    for n in tax.nodes() {
-        w.write_record([n.code.as_str(), &n.name, n.parent.as_deref().unwrap_or("")])?;
+    for r in &rows {
+        w.write_record(r)?;
     }
     w.flush()?;
     let (n_train, n_test) = write_splits(&a.out, &examples)?;
@@ -265,5 +282,36 @@ mod tests {
         assert_eq!(train.len() + test.len(), 60);
         assert!(!test.is_empty());
         assert!(texts(&train).is_disjoint(&texts(&test)));
+    }
+
+    #[test]
+    fn lendingclub_refuses_formula_like_purposes_and_keeps_numbers() {
+        let d = tempfile::tempdir().unwrap();
+        for (i, purpose) in ["=1+1", "@SUM(A1)", "-12.5"].into_iter().enumerate() {
+            let loans = d.path().join(format!("loans{i}.csv"));
+            let mut s = String::from("loan_id,purpose,title,desc\n");
+            for j in 0..20 {
+                let p = if j % 2 == 0 { "car" } else { purpose };
+                s.push_str(&format!("LC{j:04},{p},{p} loan {j},paying for it {j}\n"));
+            }
+            std::fs::write(&loans, s).unwrap();
+            let out = d.path().join(format!("lc{i}"));
+            let res = run(DatasetsCmd::Lendingclub(LendingclubArgs {
+                loans,
+                out: out.clone(),
+                seed: 42,
+            }));
+            let csv_path = out.join("lendingclub-purpose.csv");
+            if purpose == "-12.5" {
+                // a number is not a formula: written as is
+                res.unwrap();
+                let csv = std::fs::read_to_string(&csv_path).unwrap();
+                assert!(csv.lines().any(|l| l == "-12.5,-12.5,"), "{csv}");
+            } else {
+                let err = res.unwrap_err().to_string();
+                assert!(err.contains(purpose) && err.contains("formula"), "{err}");
+                assert!(!csv_path.exists());
+            }
+        }
     }
 }

@@ -1,11 +1,17 @@
 //! Output rows, their encodings in the four formats, and shard merging.
+//!
+//! CSV cells are written through [`csv_cell`] (OWASP formula-injection protection, see
+//! [`touxiang_datasets::csv_safe`]) and read back through [`csv_cell_value`], so every reader of a
+//! CSV output or part file gets the original values; XLSX, JSONL and Parquet hold them as is.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use touxiang_datasets::csv_safe;
 
 use crate::error::BatchError;
 use crate::options::{suffixed, Format};
@@ -119,11 +125,32 @@ pub(crate) fn csv_header(buf: &mut Vec<u8>) {
     w.flush().expect("writing to a Vec cannot fail");
 }
 
-/// Append rows as CSV lines (no header) to `buf`.
+/// A cell as written to a CSV output: [`csv_safe`] (a formula-like text such as `=1+1` gets a
+/// leading `'`; numbers and other text are unchanged), extended to values that already start
+/// with `'` in front of such a text (`'=1+1` → `''=1+1`) so that [`csv_cell_value`] restores
+/// every value exactly (part files are read back to build XLSX/Parquet outputs and merge shards).
+pub(crate) fn csv_cell(cell: &str) -> Cow<'_, str> {
+    match csv_safe(cell.trim_start_matches('\'')) {
+        Cow::Owned(_) => Cow::Owned(format!("'{cell}")),
+        Cow::Borrowed(_) => Cow::Borrowed(cell),
+    }
+}
+
+/// Inverse of [`csv_cell`]: the value of a cell read from a CSV output.
+pub(crate) fn csv_cell_value(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest) if matches!(csv_safe(rest.trim_start_matches('\'')), Cow::Owned(_)) => rest,
+        _ => cell,
+    }
+}
+
+/// Append rows as CSV lines (no header) to `buf`; every cell goes through [`csv_cell`].
 pub(crate) fn encode_csv(rows: &[OutputRow], buf: &mut Vec<u8>) {
     let mut w = csv::WriterBuilder::new().from_writer(buf);
     for r in rows {
-        w.write_record(r.cells())
+        let cells = r.cells();
+        let safe: Vec<Cow<'_, str>> = cells.iter().map(|c| csv_cell(c)).collect();
+        w.write_record(safe.iter().map(|c| c.as_bytes()))
             .expect("writing to a Vec cannot fail");
     }
     w.flush().expect("writing to a Vec cannot fail");
@@ -399,7 +426,8 @@ pub fn for_each_output_row(
             for rec in r.records() {
                 n += 1;
                 let rec = rec.map_err(|e| bad(n, e.to_string()))?;
-                let cells: Vec<String> = rec.iter().map(String::from).collect();
+                let cells: Vec<String> =
+                    rec.iter().map(|c| csv_cell_value(c).to_string()).collect();
                 f(OutputRow::from_cells(&cells).map_err(|m| bad(n, m))?)?;
             }
         }
@@ -485,4 +513,77 @@ pub fn merge_shards(parts: &[PathBuf], output: &Path, format: Format) -> Result<
         for_each_output_row(p, pf, |r| w.write(&r))?;
     }
     w.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, error: Option<&str>) -> OutputRow {
+        OutputRow {
+            id: id.to_string(),
+            code: Some("3120".into()),
+            level: Some("class".into()),
+            name: Some("@SUM(A1)".into()),
+            confidence: Some(0.5),
+            decision: Some("auto".into()),
+            model_version: "m".into(),
+            taxonomy_version: "t".into(),
+            section: Some("C".into()),
+            division: Some("31".into()),
+            group: Some("312".into()),
+            class: Some("3120".into()),
+            review_id: None,
+            error: error.map(String::from),
+        }
+    }
+
+    #[test]
+    fn csv_cells_neutralise_formulas_and_round_trip() {
+        for (value, written) in [
+            ("=1+1", "'=1+1"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tfoo", "'\tfoo"),
+            ("-12.5", "-12.5"),
+            ("'=1+1", "''=1+1"),
+            ("''@x", "'''@x"),
+            ("'abc", "'abc"),
+            ("'", "'"),
+            ("", ""),
+            ("采购热轧钢卷", "采购热轧钢卷"),
+        ] {
+            assert_eq!(csv_cell(value), written, "{value:?}");
+            assert_eq!(csv_cell_value(written), value, "{written:?}");
+        }
+    }
+
+    #[test]
+    fn csv_output_neutralises_formula_cells_and_reads_back_the_values() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("out.csv");
+        let rows = vec![
+            row("=1+1", None),
+            row("-12.5", Some("=HYPERLINK(\"http://x\",\"y\")")),
+            row("'=1+1", None),
+        ];
+        let mut w = RowWriter::create(&path, Format::Csv).unwrap();
+        for r in &rows {
+            w.write(r).unwrap();
+        }
+        assert_eq!(w.finish().unwrap(), 3);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[1].starts_with("'=1+1,3120,class,'@SUM(A1),0.5,"),
+            "{text}"
+        );
+        assert!(lines[2].starts_with("-12.5,3120,"), "{text}");
+        assert!(
+            lines[2].ends_with(",\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\""),
+            "{text}"
+        );
+        assert!(lines[3].starts_with("''=1+1,"), "{text}");
+        // Readers (XLSX/Parquet assembly, shard merges) get the original values back.
+        assert_eq!(read_output(&path, Format::Csv).unwrap(), rows);
+    }
 }

@@ -1,7 +1,13 @@
 //! CSV and XLSX export of any aggregation result: one column per dimension code and name, then
 //! the metrics (and change columns when present); a final `TOTAL` row carries the totals.
+//!
+//! CSV text cells (codes, names, months) go through [`touxiang_datasets::csv_safe`], so a value
+//! such as `=1+1` is written as `'=1+1` and never runs as a spreadsheet formula; numbers are
+//! written as numbers. XLSX cells are typed (strings stay strings) and need no escaping.
 
 use std::io::Write;
+
+use touxiang_datasets::csv_safe;
 
 use crate::agg::{AggResult, Change, Metrics};
 use crate::error::{PortfolioError, Result};
@@ -94,7 +100,8 @@ fn table(r: &AggResult) -> (Vec<String>, Vec<Vec<Cell>>) {
     (header, rows)
 }
 
-/// Write a result as CSV (UTF-8, header row, one row per result row, then a `TOTAL` row).
+/// Write a result as CSV (UTF-8, header row, one row per result row, then a `TOTAL` row). Text
+/// cells are neutralised with [`csv_safe`] (formula injection); numeric cells are left as numbers.
 pub fn to_csv<W: Write>(r: &AggResult, w: W) -> Result<()> {
     let (header, rows) = table(r);
     let mut wtr = csv::Writer::from_writer(w);
@@ -104,7 +111,10 @@ pub fn to_csv<W: Write>(r: &AggResult, w: W) -> Result<()> {
         let rec: Vec<String> = row
             .into_iter()
             .map(|c| match c {
-                Cell::Text(t) => t.unwrap_or_default(),
+                Cell::Text(t) => t
+                    .as_deref()
+                    .map(|t| csv_safe(t).into_owned())
+                    .unwrap_or_default(),
                 Cell::Num(n) => n.map(|v| v.to_string()).unwrap_or_default(),
             })
             .collect();
@@ -220,4 +230,85 @@ pub fn to_text(r: &AggResult) -> String {
     }
     line(&mut out, "TOTAL", &r.totals.metrics);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agg::{AggRow, Dimension, KeyValue, Totals};
+
+    fn row(code: &str, name: &str, metrics: Metrics, change: &Change) -> AggRow {
+        AggRow {
+            keys: vec![KeyValue {
+                dim: Dimension::Purpose,
+                code: Some(code.to_string()),
+                name: Some(name.to_string()),
+            }],
+            metrics,
+            change: Some(change.clone()),
+        }
+    }
+
+    #[test]
+    fn csv_neutralises_formula_cells_and_keeps_negative_numbers() {
+        let change = Change {
+            prev_month: "@SUM(A1)".into(),
+            prev_loans: 1,
+            prev_balance: 50.0,
+            prev_overdue_balance: 0.0,
+            prev_overdue_rate_count: 0.0,
+            prev_overdue_rate_balance: 0.0,
+            balance_change: -12.5,
+            balance_change_pct: Some(-0.25),
+            overdue_rate_count_change: 0.0,
+            overdue_rate_balance_change: 0.0,
+        };
+        let metrics = Metrics {
+            loans: 1,
+            balance: 37.5,
+            share_of_total: 0.5,
+            ..Metrics::default()
+        };
+        let r = AggResult {
+            portfolio: "p".into(),
+            by: vec![Dimension::Purpose],
+            months: vec!["2024-06".into()],
+            as_of_dates: vec!["2024-06-30".into()],
+            previous_month: Some("2024-05".into()),
+            overdue_definition: "days past due > 0".into(),
+            total_rows: 2,
+            rows: vec![
+                row("=1+1", "@SUM(A1)", metrics, &change),
+                row("-12.5", "采购钢材", metrics, &change),
+            ],
+            totals: Totals {
+                metrics,
+                change: Some(change.clone()),
+            },
+            concentration: Vec::new(),
+        };
+        let mut buf = Vec::new();
+        to_csv(&r, &mut buf).unwrap();
+        let text = String::from_utf8(buf.clone()).unwrap();
+        assert!(!text.contains(",=") && !text.contains(",@") && !text.starts_with('='));
+        let mut rdr = csv::Reader::from_reader(buf.as_slice());
+        let header = rdr.headers().unwrap().clone();
+        let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+        let rows: Vec<csv::StringRecord> = rdr.records().map(|x| x.unwrap()).collect();
+        assert_eq!(rows.len(), 3);
+        // user-controlled text is neutralised ...
+        assert_eq!(&rows[0][col("purpose")], "'=1+1");
+        assert_eq!(&rows[0][col("purpose_name")], "'@SUM(A1)");
+        assert_eq!(&rows[0][col("prev_month")], "'@SUM(A1)");
+        // ... a numeric-looking code and plain text are not ...
+        assert_eq!(&rows[1][col("purpose")], "-12.5");
+        assert_eq!(&rows[1][col("purpose_name")], "采购钢材");
+        assert_eq!(&rows[2][col("purpose")], "TOTAL");
+        // ... and negative numbers stay numbers
+        for rec in &rows {
+            assert_eq!(&rec[col("balance_change")], "-12.5");
+            assert_eq!(&rec[col("balance_change_pct")], "-0.25");
+            assert_eq!(&rec[col("balance")], "37.5");
+        }
+    }
 }
