@@ -118,6 +118,9 @@ pub enum BenchCmd {
     },
     /// Portfolio ingest throughput and aggregate latency on a synthetic book (default 1M loans).
     Aggregate(crate::cmd_portfolio::BenchAggregateArgs),
+    /// Single-text classification latency by stage (encoder, neighbours, lexical, decision) and
+    /// memory, with the trained artifact and its exemplars in memory.
+    Classify(crate::cmd_bench::BenchClassifyArgs),
 }
 
 /// Parse arguments and run.
@@ -175,6 +178,12 @@ pub fn main() -> anyhow::Result<()> {
         Cmd::Bench {
             cmd: BenchCmd::Aggregate(a),
         } => crate::cmd_portfolio::bench_aggregate(a),
+        Cmd::Bench {
+            cmd: BenchCmd::Classify(a),
+        } => {
+            init_tracing("text");
+            crate::cmd_bench::bench_classify(a)
+        }
         Cmd::Ingest(a) => crate::cmd_portfolio::run(a),
         Cmd::Batch(a) => crate::cmd_batch::run(a),
         Cmd::Keys { cmd } => crate::cmd_keys::run_keys(cmd),

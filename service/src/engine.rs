@@ -49,6 +49,24 @@ pub struct TaxonomyModel {
     /// True once the store holds this model's training exemplars. Until then classify uses the
     /// heads-only calibration: a vote over a partly seeded store would be miscalibrated.
     pub neighbors_ready: std::sync::atomic::AtomicBool,
+    /// How far seeding the store with the shipped exemplars is (`/readyz`, metrics, log).
+    pub seeding: SeedProgress,
+}
+
+/// Progress of embedding an artifact's exemplars into the store: `total` is 0 until seeding
+/// starts (and stays 0 when the store already held them).
+#[derive(Debug, Default)]
+pub struct SeedProgress {
+    pub seeded: std::sync::atomic::AtomicUsize,
+    pub total: std::sync::atomic::AtomicUsize,
+}
+
+impl SeedProgress {
+    /// (seeded, total)
+    pub fn get(&self) -> (usize, usize) {
+        use std::sync::atomic::Ordering::SeqCst;
+        (self.seeded.load(SeqCst), self.total.load(SeqCst))
+    }
 }
 
 /// Directories searched for trained artifacts, in order: the configured one,
@@ -109,6 +127,7 @@ pub fn load_models(
                 taxonomy: tax,
                 classifier: Arc::new(a.classifier),
                 neighbors_ready: std::sync::atomic::AtomicBool::new(a.exemplars.is_some()),
+                seeding: SeedProgress::default(),
                 artifact_dir: dir,
                 exemplars: a.exemplars.map(Arc::new),
             },
@@ -126,18 +145,48 @@ pub fn api_source(source: &str) -> &'static str {
     }
 }
 
-/// A training exemplar as a store point (id stable over taxonomy, source and text).
+/// Store ids of exemplars given as (source, text, code), in order; `None` for a line that
+/// repeats an earlier one exactly. A text labeled with several codes (506 of the shipped GB/T
+/// exemplars) keeps one point per code: the first under the id of its text (as reviewed labels
+/// and stores seeded before this have it), the others under text + code. With one id per text,
+/// the store held fewer points than the artifact has lines, so every restart took seeding for
+/// unfinished and embedded all exemplars again.
+pub fn exemplar_ids<'a>(
+    taxonomy: &str,
+    lines: impl Iterator<Item = (&'a str, &'a str, &'a str)>,
+) -> Vec<Option<String>> {
+    let mut first: HashMap<(&str, &str), &str> = HashMap::new();
+    let mut seen = std::collections::HashSet::new();
+    lines
+        .map(|(source, text, code)| {
+            if !seen.insert((source, text, code)) {
+                return None;
+            }
+            Some(match first.entry((source, text)) {
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(code);
+                    point_id(taxonomy, source, text)
+                }
+                std::collections::hash_map::Entry::Occupied(_) => {
+                    point_id(taxonomy, source, &format!("{text}\u{0}{code}"))
+                }
+            })
+        })
+        .collect()
+}
+
+/// A training exemplar as a store point under `id` (from [`exemplar_ids`]).
 fn seed_point(
+    id: String,
     taxonomy: &str,
     text: &str,
     code: &str,
     source: &str,
     vector: Vec<f32>,
-    created_at: chrono::DateTime<Utc>,
     model_version: &str,
 ) -> Point {
     Point {
-        id: point_id(taxonomy, source, text),
+        id,
         vector,
         payload: Payload {
             text: text.to_string(),
@@ -145,7 +194,7 @@ fn seed_point(
             taxonomy: taxonomy.to_string(),
             source: source.to_string(),
             reviewer: None,
-            created_at,
+            created_at: Utc::now(),
             model_version: model_version.to_string(),
         },
     }
@@ -173,24 +222,39 @@ pub async fn seed_store(
         ),
         code_prefix: None,
     };
+    let ids = exemplar_ids(
+        &tax,
+        (0..ix.len()).map(|i| {
+            (
+                ix.sources[i].as_str(),
+                ix.texts[i].as_str(),
+                ix.codes[i].as_str(),
+            )
+        }),
+    );
     let have = store.count(&filter).await?;
-    if have as usize >= ix.len() {
+    if have as usize >= ids.iter().flatten().count() {
         return Ok(0);
     }
     let rows = ix.matrix().to_vec2::<f32>()?;
-    let now = Utc::now();
     let mut n = 0;
-    for chunk in (0..ix.len()).collect::<Vec<_>>().chunks(2048) {
+    let todo: Vec<(usize, String)> = ids
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, id)| id.map(|id| (i, id)))
+        .collect();
+    for chunk in todo.chunks(2048) {
         let points = chunk
             .iter()
-            .map(|&i| {
+            .map(|(i, id)| {
+                let i = *i;
                 seed_point(
+                    id.clone(),
                     &tax,
                     &ix.texts[i],
                     &ix.codes[i],
                     &ix.sources[i],
                     rows[i].clone(),
-                    now,
                     model_version,
                 )
             })
@@ -316,6 +380,7 @@ pub async fn embed_and_upsert_background<T>(
     items: &[T],
     text: impl Fn(&T) -> &str,
     point: impl Fn(&T, Vec<f32>) -> Point,
+    progress: impl Fn(usize),
 ) -> anyhow::Result<usize> {
     let mut written = 0;
     for chunk in items.chunks(8) {
@@ -333,6 +398,7 @@ pub async fn embed_and_upsert_background<T>(
             .collect();
         written += points.len();
         store.upsert(points).await?;
+        progress(written);
     }
     Ok(written)
 }
@@ -365,25 +431,37 @@ pub fn ensure_exemplar_index(
     if m.exemplars.is_some() {
         return Ok(());
     }
-    let Some(lines) = read_exemplar_lines(&m.artifact_dir)? else {
+    tracing::info!(taxonomy = %m.taxonomy.id(), "embedding the artifact's exemplars (cached)");
+    let Some(ix) = exemplar_index_for(cfg, &m.artifact_dir, model)? else {
         return Ok(());
+    };
+    m.exemplars = Some(Arc::new(ix));
+    m.neighbors_ready
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    Ok(())
+}
+
+/// An in-memory exemplar index over the exemplar texts of the artifact in `dir` (vectors
+/// through `DATA_DIR/embedding-cache`); `None` when the artifact has no `exemplars.jsonl`.
+pub fn exemplar_index_for(
+    cfg: &Config,
+    dir: &Path,
+    model: &Arc<E5Model>,
+) -> anyhow::Result<Option<touxiang_training::ExemplarIndex>> {
+    let Some(lines) = read_exemplar_lines(dir)? else {
+        return Ok(None);
     };
     let texts: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
     let embedder = E5Embed(model.clone());
-    tracing::info!(taxonomy = %m.taxonomy.id(), exemplars = lines.len(), "embedding the artifact's exemplars (cached)");
     let cache = cfg.data_dir.join("embedding-cache");
     let vectors = touxiang_training::embed_all(&embedder, &texts, Some(&cache), 64)?;
-    let ix = touxiang_training::ExemplarIndex::new(
+    Ok(Some(touxiang_training::ExemplarIndex::new(
         embedder.dim(),
         &vectors,
         lines.iter().map(|l| l.text.clone()).collect(),
         lines.iter().map(|l| l.code.clone()).collect(),
         lines.iter().map(|l| l.source.clone()).collect(),
-    )?;
-    m.exemplars = Some(Arc::new(ix));
-    m.neighbors_ready
-        .store(true, std::sync::atomic::Ordering::SeqCst);
-    Ok(())
+    )?))
 }
 
 /// Artifacts committed to the repository carry the exemplar texts (`exemplars.jsonl`) but not
@@ -410,26 +488,91 @@ pub async fn seed_store_from_texts(
     };
     let tax = m.taxonomy.id().to_string();
     let version = Embedder::version(model);
+    let ids = exemplar_ids(
+        &tax,
+        lines
+            .iter()
+            .map(|l| (l.source.as_str(), l.text.as_str(), l.code.as_str())),
+    );
+    let todo: Vec<(&ExemplarLine, String)> = lines
+        .iter()
+        .zip(ids)
+        .filter_map(|(l, id)| id.map(|id| (l, id)))
+        .collect();
+    let mut sources: Vec<String> = todo.iter().map(|(l, _)| l.source.clone()).collect();
+    sources.sort();
+    sources.dedup();
     let filter = Filter {
         taxonomy: Some(tax.clone()),
         model_version: Some(version.clone()),
-        ..Filter::default()
+        sources: Some(sources),
+        code_prefix: None,
     };
-    if store.count(&filter).await? as usize >= lines.len() {
+    if store.count(&filter).await? as usize >= todo.len() {
+        for a in [&m.seeding.seeded, &m.seeding.total] {
+            a.store(todo.len(), std::sync::atomic::Ordering::SeqCst);
+        }
         ready(m);
         return Ok(0);
     }
-    tracing::info!(taxonomy = %tax, exemplars = lines.len(), "embedding shipped exemplars into the store (first start only)");
+    tracing::info!(taxonomy = %tax, exemplars = todo.len(), "embedding shipped exemplars into the store (first start only); /readyz shows the progress");
+    let total = todo.len();
+    m.seeding
+        .total
+        .store(total, std::sync::atomic::Ordering::SeqCst);
+    metrics::gauge!("touxiang_exemplars_total", "taxonomy" => tax.clone()).set(total as f64);
+    let step = total.div_ceil(10).max(1);
+    let progress = |done: usize| {
+        let before = m
+            .seeding
+            .seeded
+            .swap(done, std::sync::atomic::Ordering::SeqCst);
+        metrics::gauge!("touxiang_exemplars_seeded", "taxonomy" => tax.clone()).set(done as f64);
+        if done / step > before / step || done == total {
+            tracing::info!(taxonomy = %tax, seeded = done, total, "seeding the exemplar store: {} %", 100 * done / total.max(1));
+        }
+    };
     let added = embed_and_upsert_background(
         store,
         model,
         queue,
-        &lines,
-        |l| &l.text,
-        |l, v| seed_point(&tax, &l.text, &l.code, &l.source, v, Utc::now(), &version),
+        &todo,
+        |(l, _)| &l.text,
+        |(l, id), v| seed_point(id.clone(), &tax, &l.text, &l.code, &l.source, v, &version),
+        progress,
     )
     .await?;
     ready(m);
     tracing::info!(taxonomy = %tax, exemplars = added, "shipped exemplars embedded");
     Ok(added)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::exemplar_ids;
+
+    #[test]
+    fn a_text_with_two_codes_keeps_both_points_and_repeats_are_dropped() {
+        let lines = [
+            ("seed", "钢材", "5164"),
+            ("seed", "钢材", "3120"),
+            ("seed", "钢材", "5164"),
+            ("role", "钢材", "5164"),
+            ("seed", "水泥", "3011"),
+        ];
+        let ids = exemplar_ids("gbt", lines.into_iter());
+        assert_eq!(ids.len(), 5);
+        assert!(ids[2].is_none(), "an exact repeat adds no point");
+        let kept: std::collections::HashSet<_> = ids.iter().flatten().collect();
+        assert_eq!(
+            kept.len(),
+            4,
+            "every distinct (source, text, code) has its own id"
+        );
+        // the first code of a text keeps the id reviewed labels and older stores use
+        assert_eq!(
+            ids[0].as_deref(),
+            Some(touxiang_vectors::point_id("gbt", "seed", "钢材").as_str())
+        );
+    }
 }

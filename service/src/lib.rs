@@ -2,6 +2,7 @@
 pub mod auth;
 pub mod cli;
 pub mod cmd_batch;
+pub mod cmd_bench;
 pub mod cmd_datasets;
 pub mod cmd_eval;
 pub mod cmd_keys;

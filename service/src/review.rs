@@ -429,6 +429,7 @@ pub async fn replay_reviewed(s: &AppState) -> anyhow::Result<usize> {
             &labels,
             |l| &l.text,
             |l, vector| reviewed_point(l, vector, engine.model_version()),
+            |_| {},
         )
         .await?;
     }

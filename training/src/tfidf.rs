@@ -79,6 +79,11 @@ impl Vocab {
                 *df.entry(*k).or_default() += 1;
             }
         }
+        Self::from_df(df, docs.len(), min_df, cap)
+    }
+
+    /// [`Vocab::fit`] from document frequencies over `n_docs` documents.
+    pub fn from_df(df: HashMap<u64, u32>, n_docs: usize, min_df: usize, cap: usize) -> Vocab {
         let ngrams_seen = df.len();
         let mut by_df: Vec<(u64, u32)> = df
             .into_iter()
@@ -86,7 +91,7 @@ impl Vocab {
             .collect();
         by_df.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         by_df.truncate(cap.max(1));
-        let n_docs = docs.len() as f32;
+        let n_docs = n_docs as f32;
         let mut map = HashMap::with_capacity(by_df.len());
         let mut idf = Vec::with_capacity(by_df.len());
         for (i, (k, d)) in by_df.iter().enumerate() {
@@ -151,8 +156,12 @@ impl Default for LexicalConfig {
 pub struct LexicalIndex {
     cfg: LexicalConfig,
     vocab: Vocab,
-    /// feature → (document, value)
-    postings: Vec<Vec<(u32, f32)>>,
+    /// Postings in compressed sparse rows: feature `f`'s (document, value) pairs are
+    /// `post_docs[off[f]..off[f + 1]]` / `post_vals[…]`. One exact-size allocation each (a
+    /// `Vec` per feature, built from n-grams held for all texts, left ~60 MiB more resident).
+    off: Vec<u32>,
+    post_docs: Vec<u32>,
+    post_vals: Vec<f32>,
     texts: Vec<String>,
     codes: Vec<String>,
 }
@@ -161,22 +170,54 @@ impl LexicalIndex {
     /// Index `texts` (labeled with `codes`, same length).
     pub fn new(cfg: LexicalConfig, texts: Vec<String>, codes: Vec<String>) -> LexicalIndex {
         assert_eq!(texts.len(), codes.len(), "texts and codes differ in length");
-        let grams: Vec<Vec<(u64, u32)>> = texts
-            .par_iter()
-            .map(|t| ngram_counts(t, cfg.ngram_min, cfg.ngram_max))
-            .collect();
-        let vocab = Vocab::fit(&grams, cfg.min_df, cfg.max_features);
-        let mut postings: Vec<Vec<(u32, f32)>> = vec![Vec::new(); vocab.len()];
-        for (d, g) in grams.iter().enumerate() {
-            let v = vocab.vectorize(g);
-            for (&f, &x) in v.idx.iter().zip(&v.val) {
-                postings[f as usize].push((d as u32, x));
+        // Streamed in chunks (n-grams are recomputed per pass rather than held for all texts:
+        // holding them peaked at ~140 MiB for the GB/T exemplars and the allocator kept it).
+        let grams_of = |t: &String| ngram_counts(t, cfg.ngram_min, cfg.ngram_max);
+        let mut df: HashMap<u64, u32> = HashMap::new();
+        for chunk in texts.chunks(4096) {
+            let g: Vec<Vec<(u64, u32)>> = chunk.par_iter().map(grams_of).collect();
+            for (k, _) in g.iter().flatten() {
+                *df.entry(*k).or_default() += 1;
+            }
+        }
+        let vocab = Vocab::from_df(df, texts.len(), cfg.min_df, cfg.max_features);
+        let vectorize = |chunk: &[String]| -> Vec<SparseVec> {
+            chunk
+                .par_iter()
+                .map(|t| vocab.vectorize(&grams_of(t)))
+                .collect()
+        };
+        let mut off = vec![0u32; vocab.len() + 1];
+        for chunk in texts.chunks(4096) {
+            for v in vectorize(chunk) {
+                for &f in &v.idx {
+                    off[f as usize + 1] += 1;
+                }
+            }
+        }
+        for f in 0..vocab.len() {
+            off[f + 1] += off[f];
+        }
+        let total = off[vocab.len()] as usize;
+        let (mut post_docs, mut post_vals) = (vec![0u32; total], vec![0f32; total]);
+        let mut next: Vec<u32> = off[..vocab.len()].to_vec();
+        for (c, chunk) in texts.chunks(4096).enumerate() {
+            for (i, v) in vectorize(chunk).into_iter().enumerate() {
+                let d = (c * 4096 + i) as u32;
+                for (&f, &x) in v.idx.iter().zip(&v.val) {
+                    let at = &mut next[f as usize];
+                    post_docs[*at as usize] = d;
+                    post_vals[*at as usize] = x;
+                    *at += 1;
+                }
             }
         }
         LexicalIndex {
             cfg,
             vocab,
-            postings,
+            off,
+            post_docs,
+            post_vals,
             texts,
             codes,
         }
@@ -221,7 +262,8 @@ impl LexicalIndex {
             let (scores, touched) = &mut *s.borrow_mut();
             scores.resize(scores.len().max(self.texts.len()), 0.0);
             for (&f, &x) in q.idx.iter().zip(&q.val) {
-                for &(d, y) in &self.postings[f as usize] {
+                let r = self.off[f as usize] as usize..self.off[f as usize + 1] as usize;
+                for (&d, &y) in self.post_docs[r.clone()].iter().zip(&self.post_vals[r]) {
                     let e = &mut scores[d as usize];
                     if *e == 0.0 && x * y > 0.0 {
                         touched.push(d);

@@ -14,12 +14,38 @@ pub async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
     Json(json!({"status": "ok", "uptime_secs": s.inner.started.elapsed().as_secs()}))
 }
 
-/// 200 once model, taxonomy and indexes are loaded; 503 before (or when loading failed).
+/// 200 once model, taxonomy and indexes are loaded; 503 before (or when loading failed). The
+/// body says how far seeding the neighbour store is: `exemplars.seeded` of `exemplars.total`
+/// (summed over taxonomies, per taxonomy under `exemplars.taxonomies`); until a taxonomy's
+/// exemplars are all in, its classifications use the heads-only calibration
+/// (`neighbors_ready: false`).
 #[utoipa::path(get, path = "/readyz", tag = "ops", responses(
-    (status = 200, description = "ready"), (status = 503, description = "still loading", body = crate::error::ErrorBody)))]
+    (status = 200, description = "ready; e.g. `{\"status\":\"ready\",\"exemplars\":{\"seeded\":12000,\"total\":58208,\"taxonomies\":{\"gbt4754-2017\":{\"seeded\":12000,\"total\":58208,\"neighbors_ready\":false}}}}`"),
+    (status = 503, description = "still loading", body = crate::error::ErrorBody)))]
 pub async fn readyz(State(s): State<AppState>) -> axum::response::Response {
     match s.engine() {
-        Ok(_) => Json(json!({"status": "ready"})).into_response(),
+        Ok(e) => {
+            let (mut seeded, mut total) = (0, 0);
+            let mut by_tax = serde_json::Map::new();
+            let mut ids: Vec<&String> = e.models.keys().collect();
+            ids.sort();
+            for id in ids {
+                let m = &e.models[id];
+                let (s, t) = m.seeding.get();
+                let ready = m.neighbors_ready.load(std::sync::atomic::Ordering::SeqCst);
+                seeded += s;
+                total += t;
+                by_tax.insert(
+                    id.clone(),
+                    json!({"seeded": s, "total": t, "neighbors_ready": ready}),
+                );
+            }
+            Json(json!({
+                "status": "ready",
+                "exemplars": {"seeded": seeded, "total": total, "taxonomies": by_tax},
+            }))
+            .into_response()
+        }
         Err(e) => e.into_response(),
     }
 }

@@ -228,6 +228,7 @@ pub async fn state_with_mini(cfg: Config) -> AppState {
         classifier: Arc::new(a.classifier),
         artifact_dir: dir.clone(),
         neighbors_ready: std::sync::atomic::AtomicBool::new(a.exemplars.is_some()),
+        seeding: Default::default(),
         exemplars: a.exemplars.map(Arc::new),
     };
     let store = open_embedded_store(&cfg, 384).unwrap();

@@ -27,6 +27,7 @@ fn an_artifact_without_exemplar_vectors_gets_its_index_rebuilt() {
         classifier: Arc::new(a.classifier),
         artifact_dir: shipped.path().to_path_buf(),
         neighbors_ready: std::sync::atomic::AtomicBool::new(false),
+        seeding: Default::default(),
         exemplars: None,
     };
     let cfg = test_config();
@@ -83,4 +84,61 @@ fn command_line_labelers_vote_over_neighbours_only_when_asked() {
         assert_eq!(r.len(), 2);
         assert_eq!(r[0].model_version, full.meta.model_version);
     }
+}
+
+/// Seeding the store from a shipped artifact (texts only) completes once: a text labeled with
+/// two codes keeps both points, the progress reaches the total, and a restart does no encoder
+/// work (it re-embedded everything on every start while duplicate texts collapsed into one
+/// point).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seeding_completes_once_and_a_restart_embeds_nothing() {
+    use touxiang_vectors::Filter;
+    let (tax, dir) = mini();
+    let shipped = tempfile::tempdir().unwrap();
+    for f in ["model.safetensors", "metadata.json"] {
+        std::fs::copy(dir.join(f), shipped.path().join(f)).unwrap();
+    }
+    // the artifact's exemplar texts plus one text under a second code
+    let mut lines = std::fs::read_to_string(dir.join("exemplars.jsonl")).unwrap();
+    let first: serde_json::Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
+    let other = if first["code"] == "C1" { "C2" } else { "C1" };
+    let mut dup = first.clone();
+    dup["code"] = other.into();
+    lines.push_str(&format!("{dup}\n{first}\n"));
+    let n_lines = lines.lines().count();
+    std::fs::write(shipped.path().join("exemplars.jsonl"), &lines).unwrap();
+    let a = Artifacts::load(shipped.path()).unwrap();
+    let m = TaxonomyModel {
+        taxonomy: tax.clone(),
+        classifier: Arc::new(a.classifier),
+        artifact_dir: shipped.path().to_path_buf(),
+        neighbors_ready: std::sync::atomic::AtomicBool::new(false),
+        seeding: Default::default(),
+        exemplars: None,
+    };
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = test_config();
+    cfg.data_dir = data.path().to_path_buf();
+    let store = touxiang::engine::open_embedded_store(&cfg, 384).unwrap();
+    let model = model();
+    let queue = touxiang::queue::EmbedQueue::start(model.clone(), 4096, 65_536);
+    let added = touxiang::engine::seed_store_from_texts(store.as_ref(), &m, &model, &queue)
+        .await
+        .unwrap();
+    // the exact repeat of the first line adds nothing; the second code of its text does
+    assert_eq!(added, n_lines - 1);
+    assert_eq!(m.seeding.get(), (added, added));
+    assert!(m.neighbors_ready.load(std::sync::atomic::Ordering::SeqCst));
+    assert_eq!(store.count(&Filter::all()).await.unwrap() as usize, added);
+    // restart: same store, fresh model state
+    let m2 = TaxonomyModel {
+        neighbors_ready: std::sync::atomic::AtomicBool::new(false),
+        seeding: Default::default(),
+        ..m
+    };
+    let again = touxiang::engine::seed_store_from_texts(store.as_ref(), &m2, &model, &queue)
+        .await
+        .unwrap();
+    assert_eq!(again, 0, "a restart after seeding embeds nothing");
+    assert_eq!(m2.seeding.get(), (added, added));
 }

@@ -102,7 +102,13 @@ impl Dict {
 /// (payload `None`); dead slots are dropped at the next open.
 struct Mem {
     dim: usize,
-    vectors: Vec<f32>,
+    /// Rows as int8 with one scale per row (symmetric, the largest |x| maps to 127). A quarter
+    /// of the memory of f32 and of the bytes each exact scan reads (the scan is bound by memory
+    /// bandwidth): 58 714 e5 exemplars hold 22 MiB instead of 90 MiB. Cosine scores move by
+    /// about 5e-4 on unit 384-d vectors, far inside the 1e-3 the conformance suite allows and
+    /// the 0.99 exact-match similarity. SQLite keeps the f32 originals.
+    vectors: Vec<i8>,
+    scales: Vec<f32>,
     ids: Vec<String>,
     payloads: Vec<Option<Payload>>,
     tax: Vec<u32>,
@@ -127,6 +133,7 @@ impl Mem {
         Self {
             dim,
             vectors: Vec::new(),
+            scales: Vec::new(),
             ids: Vec::new(),
             payloads: Vec::new(),
             tax: Vec::new(),
@@ -142,8 +149,19 @@ impl Mem {
         self.ids.len()
     }
 
-    fn row(&self, slot: usize) -> &[f32] {
+    /// Row `slot`, dequantised.
+    fn row(&self, slot: usize) -> Vec<f32> {
+        let s = self.scales[slot];
+        self.qrow(slot).iter().map(|&x| f32::from(x) * s).collect()
+    }
+
+    fn qrow(&self, slot: usize) -> &[i8] {
         &self.vectors[slot * self.dim..(slot + 1) * self.dim]
+    }
+
+    /// Dot product of `q` with row `slot`.
+    fn score(&self, q: &[f32], slot: usize) -> f32 {
+        dot(q, self.qrow(slot)) * self.scales[slot]
     }
 
     fn push(&mut self, id: String, vector: &[f32], payload: Payload) {
@@ -152,7 +170,14 @@ impl Mem {
             self.live -= 1;
         }
         let slot = self.ids.len();
-        self.vectors.extend_from_slice(vector);
+        let max = vector.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
+        self.vectors.extend(
+            vector
+                .iter()
+                .map(|x| (x / scale).round().clamp(-127.0, 127.0) as i8),
+        );
+        self.scales.push(scale);
         self.tax.push(self.dict.intern(&payload.taxonomy));
         self.src.push(self.dict.intern(&payload.source));
         self.model.push(self.dict.intern(&payload.model_version));
@@ -255,7 +280,7 @@ impl Mem {
             if !self.matches(c, slot) {
                 continue;
             }
-            out.push((dot(q, self.row(slot)), slot));
+            out.push((self.score(q, slot), slot));
             if out.len() >= 4 * k + 16 {
                 top_k(&mut out, k);
             }
@@ -285,21 +310,22 @@ fn top_k(v: &mut Vec<(f32, usize)>, k: usize) {
     }
 }
 
-/// Dot product with 8 independent accumulators so the compiler vectorises it.
+/// Dot product of an f32 query with a row of f32 or int8 (unscaled), with 8 independent
+/// accumulators so the compiler vectorises it.
 #[inline]
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn dot<T: Copy + Into<f32>>(a: &[f32], b: &[T]) -> f32 {
     let mut acc = [0f32; 8];
     let ca = a.chunks_exact(8);
     let cb = b.chunks_exact(8);
     let (ra, rb) = (ca.remainder(), cb.remainder());
     for (x, y) in ca.zip(cb) {
         for i in 0..8 {
-            acc[i] += x[i] * y[i];
+            acc[i] += x[i] * y[i].into();
         }
     }
     let mut s: f32 = acc.iter().sum();
     for (x, y) in ra.iter().zip(rb) {
-        s += x * y;
+        s += x * (*y).into();
     }
     s
 }
@@ -498,7 +524,7 @@ impl EmbeddedStore {
                 let mut v: Vec<(f32, usize)> = found
                     .into_iter()
                     .filter(|n| n.d_id < upto && mem.matches(&c, n.d_id))
-                    .map(|n| (dot(&q, mem.row(n.d_id)), n.d_id))
+                    .map(|n| (mem.score(&q, n.d_id), n.d_id))
                     .collect();
                 v.extend(mem.exact_range(&q, k, &c, upto..mem.slots(), cfg.parallel_min_rows));
                 top_k(&mut v, k);
@@ -639,7 +665,7 @@ fn copy_live(inner: &Inner, range: std::ops::Range<usize>) -> Vec<(Vec<f32>, usi
     let mem = inner.mem.read();
     range
         .filter(|&s| mem.payloads[s].is_some())
-        .map(|s| (mem.row(s).to_vec(), s))
+        .map(|s| (mem.row(s), s))
         .collect()
 }
 
@@ -684,6 +710,7 @@ fn load(conn: &Connection, dim: usize) -> Result<Mem> {
     let mut mem = Mem::new(dim);
     let n: i64 = conn.query_row("SELECT COUNT(*) FROM points", [], |r| r.get(0))?;
     mem.vectors.reserve(n as usize * dim);
+    mem.scales.reserve(n as usize);
     let mut stmt = conn.prepare("SELECT id, vector, payload FROM points ORDER BY rowid")?;
     let mut rows = stmt.query([])?;
     let mut v = Vec::with_capacity(dim);

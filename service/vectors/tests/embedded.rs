@@ -97,7 +97,8 @@ async fn persists_across_reopen_with_replacements_and_deletes() {
     assert_eq!(hits.len(), 2);
     assert_eq!(hits[0].id, "a");
     assert_eq!(hits[0].payload, a2.payload);
-    assert!((hits[0].score - 1.0).abs() < 1e-5);
+    // rows are held as int8 in memory: scores within 1e-3 of the cosine
+    assert!((hits[0].score - 1.0).abs() < 1e-3);
     assert!(hits.iter().all(|h| h.id != "b"));
     let hits = s.search(&c.vector, 1, &Filter::all()).await.unwrap();
     assert_eq!(hits[0].payload, c.payload);
