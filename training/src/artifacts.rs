@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::calibrate::DecisionTargets;
 use crate::classifier::{mix_from_slice, Calibration, Classifier};
+use crate::confidence::{StepModel, FEATURES};
 use crate::error::{Result, TrainError};
 use crate::heads::{HeadConfig, Linear};
 use crate::knn::ExemplarIndex;
@@ -126,6 +127,14 @@ fn cal_tensors(prefix: &str, c: &Calibration, out: &mut HashMap<String, Tensor>)
         c.near_mix[3],
     ];
     out.insert(format!("{prefix}.near_gate"), Tensor::new(&gate[..], &dev)?);
+    if let Some(m) = &c.step_model {
+        let rows = m.weights.len();
+        let flat: Vec<f32> = m.weights.iter().flatten().copied().collect();
+        out.insert(
+            format!("{prefix}.step_model"),
+            Tensor::from_vec(flat, (rows, FEATURES + 1), &dev)?,
+        );
+    }
     Ok(())
 }
 
@@ -226,7 +235,20 @@ impl Artifacts {
                 leaf_path,
                 near_sim: None,
                 near_mix: [0.0; 4],
+                step_model: None,
             };
+            // optional: artifacts from before the learned step confidence have none
+            if let Some(t) = tensors.get(&format!("{p}.step_model")) {
+                let w = t.to_vec2::<f32>()?;
+                if w.len() > tree.depth_count() || w.iter().any(|r| r.len() != FEATURES + 1) {
+                    return Err(bad(format!(
+                        "{p}.step_model must be at most {} rows of {} values",
+                        tree.depth_count(),
+                        FEATURES + 1
+                    )));
+                }
+                c.step_model = Some(StepModel { weights: w });
+            }
             // optional: artifacts from before the similarity gate have none
             if let Some(t) = tensors.get(&format!("{p}.near_gate")) {
                 let g = t.to_vec1::<f32>()?;

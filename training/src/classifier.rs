@@ -25,6 +25,7 @@ use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use touxiang_datasets::{Decision, LabelError, LabelResult, Labeler, PathStep};
 
+use crate::confidence::{Evidence, StepModel};
 use crate::embed::EmbedFn;
 use crate::error::{Result, TrainError};
 use crate::heads::Linear;
@@ -79,6 +80,9 @@ pub struct Calibration {
     pub near_sim: Option<f32>,
     #[serde(default)]
     pub near_mix: [f32; 4],
+    /// Learned step confidence ([`crate::confidence`]); `None` = the tempered probabilities.
+    #[serde(default)]
+    pub step_model: Option<StepModel>,
 }
 
 fn default_lexical_tau() -> f32 {
@@ -100,6 +104,7 @@ impl Calibration {
             leaf_path: false,
             near_sim: None,
             near_mix: [0.0; 4],
+            step_model: None,
         }
     }
 
@@ -427,6 +432,11 @@ impl Classifier {
 
     /// Calibrated per-level distributions for one text.
     pub fn calibrated(&self, heads: &HeadOutputs, neighbors: &[Neighbor]) -> LevelDists {
+        self.scored(heads, neighbors).0
+    }
+
+    /// Calibrated per-level distributions and the decision for one text.
+    pub fn scored(&self, heads: &HeadOutputs, neighbors: &[Neighbor]) -> (LevelDists, Decided) {
         let cal = if neighbors.is_empty() {
             &self.cal_heads
         } else {
@@ -434,22 +444,23 @@ impl Classifier {
         };
         let knn = self.knn_vote(neighbors, cal.knn_tau);
         let lex = self.knn_vote(&heads.lexical, cal.lexical_tau);
-        let top = crate::gate::top_sim(neighbors);
-        let mut dists = combine(&self.tree, heads, &knn, &lex, cal, top);
-        if let Some(m) = exact_match(&self.tree, neighbors) {
+        let top_sim = crate::gate::top_sim(neighbors);
+        let mut dists = combine(&self.tree, heads, &knn, &lex, cal, top_sim);
+        let exact = exact_match(&self.tree, neighbors);
+        if let Some(m) = exact {
             crate::decide::apply_exact(&self.tree, &mut dists, &m.code);
         }
-        dists
-    }
-
-    /// Apply the decision rule to calibrated distributions.
-    pub fn decide(&self, dists: &LevelDists, with_neighbors: bool) -> Decided {
-        let cal = if with_neighbors {
-            &self.cal_knn
-        } else {
-            &self.cal_heads
+        // an exact match keeps the confidence the rule gives it: the step model is fitted on
+        // texts that repeat no labeled one
+        let ev = Evidence {
+            heads,
+            knn: &knn,
+            lexical: &lex,
+            top_sim,
         };
-        decide(&self.tree, dists, cal, self.auto_min_depth)
+        let ev = exact.is_none().then_some(&ev);
+        let dec = decide(&self.tree, &dists, cal, self.auto_min_depth, ev);
+        (dists, dec)
     }
 
     /// Classify one text from its embedding and the labeled neighbours the service found
@@ -501,8 +512,7 @@ impl Classifier {
     ) -> Classification {
         let mut nb: Vec<Neighbor> = neighbors.to_vec();
         nb.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
-        let dists = self.calibrated(heads, &nb);
-        let dec = self.decide(&dists, !nb.is_empty());
+        let (dists, dec) = self.scored(heads, &nb);
         let tree = &self.tree;
         let full_path: Vec<PathStep> = dec.path.iter().map(|&s| self.path_step(s)).collect();
         let (label, confidence) = match dec.label_depth {

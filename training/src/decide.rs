@@ -5,6 +5,7 @@
 use touxiang_datasets::Decision;
 
 use crate::classifier::{Calibration, Decided, HeadOutputs, LevelDists, Neighbor};
+use crate::confidence::Evidence;
 use crate::tree::Tree;
 
 /// kNN vote (see [`Classifier::knn_vote`]).
@@ -220,13 +221,19 @@ pub(crate) fn path_for(tree: &Tree, dists: &LevelDists, cal: &Calibration) -> Ve
     }
 }
 
+/// The decision rule: the calibration's path, its step confidences (re-scored by the learned
+/// step model when the calibration has one and `ev` is given), abstention depth and decision.
 pub(crate) fn decide(
     tree: &Tree,
     dists: &LevelDists,
     cal: &Calibration,
     auto_min_depth: usize,
+    ev: Option<&Evidence<'_>>,
 ) -> Decided {
-    let path = path_for(tree, dists, cal);
+    let mut path = path_for(tree, dists, cal);
+    if let (Some(m), Some(ev)) = (&cal.step_model, ev) {
+        m.rescore(tree, dists, ev, &mut path);
+    }
     let mut label_depth = None;
     for (d, &(_, c)) in path.iter().enumerate() {
         let t = cal
@@ -330,6 +337,47 @@ mod tests {
     }
 
     #[test]
+    fn the_step_model_rescores_confidences_capped_by_the_parent() {
+        use crate::confidence::{Evidence, StepModel, FEATURES};
+        let t = small_tree();
+        let d = dists(
+            &t,
+            &[("A", 0.6), ("B", 0.4), ("A1", 0.9), ("a", 0.7), ("b", 0.3)],
+        );
+        let heads = HeadOutputs {
+            flat: None,
+            level: None,
+            lexical: Vec::new(),
+        };
+        // the kNN vote agrees with the path at every level
+        let knn = d.iter().map(|v| Some(v.clone())).collect::<Vec<_>>();
+        let lex = vec![None; 3];
+        let ev = Evidence {
+            heads: &heads,
+            knn: &knn,
+            lexical: &lex,
+            top_sim: Some(0.9),
+        };
+        let mut cal = Calibration::neutral([1.0, 0.0, 0.0, 0.0], 0.05, 0.05, 3);
+        cal.level_thresholds = vec![0.95; 3];
+        let plain = decide(&t, &d, &cal, 1, Some(&ev));
+        assert_eq!(plain.label_depth, None, "0.6 at the top is below 0.95");
+        // a model that trusts kNN agreement (feature 7): ≈0.99 at levels 0 and 2, ≈0.5 at 1
+        let mut w = vec![vec![0f32; FEATURES + 1]; 3];
+        w[0][7] = 5.0;
+        w[2][7] = 5.0;
+        cal.step_model = Some(StepModel { weights: w });
+        let dec = decide(&t, &d, &cal, 1, Some(&ev));
+        assert_eq!(codes(&t, &dec.path), ["A", "A1", "a"]);
+        assert!(dec.path[0].1 > 0.99);
+        assert!((dec.path[1].1 - 0.5).abs() < 1e-6);
+        assert!(dec.path[2].1 <= dec.path[1].1, "capped by the parent");
+        assert_eq!(dec.label_depth, Some(0));
+        // without evidence (an exact match) the tempered probabilities stay
+        assert_eq!(decide(&t, &d, &cal, 1, None).path, plain.path);
+    }
+
+    #[test]
     fn joint_path_lets_deeper_levels_outvote_a_close_top_level() {
         let t = small_tree();
         // the top level slightly prefers A, but both deeper levels are sure of B's subtree
@@ -373,6 +421,7 @@ mod tests {
             leaf_path: false,
             near_sim: None,
             near_mix: [0.0; 4],
+            step_model: None,
         };
         assert!(path_for(&t, &d, &cal).is_empty());
     }
@@ -409,6 +458,7 @@ mod tests {
             leaf_path: false,
             near_sim: None,
             near_mix: [0.0; 4],
+            step_model: None,
         };
         crate::classifier::Classifier::new(
             tree,

@@ -88,7 +88,7 @@ pub(crate) fn fit_gate(
             .map(|i| {
                 let (h, _, gd) = items[i];
                 let d = combine(tree, h, &votes[i].0, &votes[i].1, cal, tops[i]);
-                let dec = decide(tree, &d, cal, 0);
+                let dec = decide(tree, &d, cal, 0, None);
                 usize::from(
                     correct_at(tree, &dec.path, tree.nodes[gd].depth, gd)
                         || dec.path.is_empty() && Some(gd) == tree.vague(),

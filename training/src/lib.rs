@@ -17,6 +17,7 @@
 pub mod artifacts;
 pub mod calibrate;
 pub mod classifier;
+pub mod confidence;
 pub mod corpus;
 pub mod decide;
 pub mod embed;
@@ -24,8 +25,10 @@ pub mod error;
 pub mod gate;
 pub mod heads;
 pub mod knn;
+pub mod recalibrate;
 pub mod roles;
 pub mod tfidf;
+pub mod thresholds;
 pub mod train;
 pub mod tree;
 
@@ -42,6 +45,7 @@ pub use corpus::{
 pub use embed::{embed_all, EmbedFn, EmbeddingCache, HashEmbedder, E5_DIM};
 pub use error::TrainError;
 pub use knn::ExemplarIndex;
+pub use recalibrate::{recalibrate, RecalibrateOptions, RecalibrationReport};
 pub use tfidf::{LexicalConfig, LexicalIndex};
 pub use touxiang_datasets::LoanText;
 pub use train::{predict_split, train, CorpusSource, Prediction, TrainConfig, TrainReport};

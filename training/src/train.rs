@@ -370,16 +370,7 @@ pub fn train(cfg: &TrainConfig, embedder: &dyn EmbedFn) -> Result<TrainReport> {
             .collect();
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         let x = embed_all(embedder, &refs, cfg.cache_dir.as_deref(), cfg.embed_batch)?;
-        let gold = cfg
-            .calib_loans
-            .iter()
-            .map(|(l, code)| {
-                tree.find(code).ok_or_else(|| TrainError::UnknownCode {
-                    code: code.clone(),
-                    context: format!("calibration loan text {:?}", l.text),
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let gold = loan_gold(tree, &cfg.calib_loans)?;
         let h = proto.head_outputs_for_texts(&refs, &x)?;
         Some((h, index.search(&x, cfg.knn_k)?, gold))
     };
@@ -487,7 +478,7 @@ pub fn train(cfg: &TrainConfig, embedder: &dyn EmbedFn) -> Result<TrainReport> {
 }
 
 /// First 3 bytes (hex) of the SHA-256 of everything fitted: head weights and both calibrations.
-fn fitted_hash(
+pub(crate) fn fitted_hash(
     flat: Option<&crate::heads::Linear>,
     levels: &[crate::heads::Linear],
     cal_knn: &crate::classifier::Calibration,
@@ -509,6 +500,22 @@ fn fitted_hash(
         .collect())
 }
 
+/// Tree nodes of the codes of labeled loan texts; an unknown code names its text.
+pub(crate) fn loan_gold(
+    tree: &Tree,
+    loans: &[(touxiang_datasets::LoanText, String)],
+) -> Result<Vec<usize>> {
+    loans
+        .iter()
+        .map(|(l, code)| {
+            tree.find(code).ok_or_else(|| TrainError::UnknownCode {
+                code: code.clone(),
+                context: format!("calibration loan text {:?}", l.text),
+            })
+        })
+        .collect()
+}
+
 fn texts_of<'a>(ex: &[&'a Example]) -> Vec<&'a str> {
     ex.iter().map(|e| e.text.as_str()).collect()
 }
@@ -517,7 +524,7 @@ fn placeholder_cal(tree: &Tree) -> crate::classifier::Calibration {
     crate::classifier::Calibration::neutral([0.5, 0.5, 0.0, 0.0], 0.05, 0.05, tree.depth_count())
 }
 
-fn metrics_for(
+pub(crate) fn metrics_for(
     clf: &Classifier,
     heads: &[HeadOutputs],
     neighbors: Option<&[Vec<Neighbor>]>,
@@ -529,9 +536,7 @@ fn metrics_for(
         .enumerate()
         .map(|(i, h)| {
             let nb = neighbors.map(|n| &n[i]).unwrap_or(&empty);
-            let d = clf.calibrated(h, nb);
-            let dec = clf.decide(&d, !nb.is_empty());
-            (d, dec)
+            clf.scored(h, nb)
         })
         .collect();
     let last = clf.tree.depth_count() - 1;
@@ -588,8 +593,7 @@ pub fn predict_split(
         .iter()
         .zip(heads.iter().zip(&nbs))
         .map(|(e, (h, nb))| {
-            let d = clf.calibrated(h, nb);
-            let dec = clf.decide(&d, !nb.is_empty());
+            let (d, dec) = clf.scored(h, nb);
             let mut top: Vec<(usize, f32)> = d[last].iter().copied().enumerate().collect();
             top.sort_by(|a, b| b.1.total_cmp(&a.1));
             Prediction {
