@@ -112,6 +112,9 @@ pub fn run(a: IngestArgs) -> anyhow::Result<()> {
 
 /// Ingest from CLI arguments; returns the report.
 pub fn run_with(cfg: &Config, a: &IngestArgs) -> anyhow::Result<IngestReport> {
+    // the same names as the HTTP routes accept
+    crate::routes::portfolio::name::validate(&a.portfolio)
+        .map_err(|e| anyhow::anyhow!("--portfolio: {e}"))?;
     let opts = ingest_options(a)?;
     let taxonomy = a
         .taxonomy

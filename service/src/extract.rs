@@ -44,7 +44,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
-/// Parse JSON bytes into `T` with field-naming errors.
+/// Parse JSON bytes into `T` with field-naming errors: 400 `invalid_utf8`; 400 `invalid_json`
+/// for anything that is not exactly one JSON value (trailing non-whitespace included); 422
+/// `invalid_body` for a value that is not an object; 422 `invalid_field` naming the field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let text = std::str::from_utf8(bytes).map_err(|e| ApiError::BadRequest {
         code: "invalid_utf8",
@@ -54,28 +56,25 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         ),
         field: None,
     })?;
+    // Syntax first, over the whole body: bad syntax, a truncated body and anything after the
+    // value (`{...} xyz`) are 400 `invalid_json` whatever the shape of what came before.
+    serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(|e| invalid_json(&e))?;
     // Every request body is a JSON object. serde would also read a struct from an array
     // (`[null, null]` fills its fields in order), which no client means to send.
-    if !text.trim_start().starts_with('{')
-        && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
-    {
+    if !text.trim_start().starts_with('{') {
         return Err(ApiError::Validation {
             code: "invalid_body",
             message: "request body must be a JSON object".into(),
             field: None,
         });
     }
-    let de = &mut serde_json::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let field = (path != "." && !path.is_empty()).then_some(path);
         if inner.is_syntax() || inner.is_eof() {
-            ApiError::BadRequest {
-                code: "invalid_json",
-                message: format!("request body is not valid JSON: {inner}"),
-                field: None,
-            }
+            invalid_json(&inner)
         } else {
             let message = match &field {
                 Some(f) => format!("{f}: {inner}"),
@@ -87,5 +86,16 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 field,
             }
         }
-    })
+    })?;
+    // Only whitespace may follow the value (checked above; kept so this stays true on its own).
+    de.end().map_err(|e| invalid_json(&e))?;
+    Ok(value)
+}
+
+fn invalid_json(e: &serde_json::Error) -> ApiError {
+    ApiError::BadRequest {
+        code: "invalid_json",
+        message: format!("request body is not valid JSON: {e}"),
+        field: None,
+    }
 }

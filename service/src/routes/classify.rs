@@ -14,19 +14,23 @@ use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ClassifyItem {
-    /// Caller's id (echoed back).
+    /// Caller's id (echoed back; kept as the review item's `external_id`); at most 128
+    /// characters.
     #[serde(default)]
+    #[schema(max_length = 128)]
     pub id: Option<String>,
     /// Free-text loan purpose.
     pub text: String,
     /// Exposure (review priority = uncertainty × amount); ≥ 0.
     #[serde(default)]
     pub amount: Option<f64>,
-    /// Borrower's registered name ("XX餐饮管理有限公司"): read by the model with the text.
+    /// Borrower's registered name ("XX餐饮管理有限公司"): read by the model with the text; at
+    /// most 200 characters.
     #[serde(default)]
     #[schema(max_length = 200)]
     pub borrower_name: Option<String>,
-    /// Borrower's business scope (经营范围); its first activities are read by the model.
+    /// Borrower's business scope (经营范围); its first activities are read by the model; at
+    /// most 2000 characters.
     #[serde(default)]
     #[schema(max_length = 2000)]
     pub business_scope: Option<String>,
@@ -320,23 +324,16 @@ pub const MAX_BORROWER_NAME: usize = 200;
 /// Longest business scope the service accepts (characters; the model reads its start).
 pub const MAX_BUSINESS_SCOPE: usize = 2000;
 
-/// Borrower fields: bounded lengths; a declared industry must be a code of the taxonomy (checked
-/// by the caller against the chosen taxonomy in [`validate_declared`]).
+/// Item id and borrower fields: bounded lengths; a declared industry must be a code of the
+/// taxonomy (checked by the caller against the chosen taxonomy in [`validate_declared`]).
 fn validate_borrower_fields(items: &[ClassifyItem]) -> Result<(), ApiError> {
     for (i, it) in items.iter().enumerate() {
         for (field, value, max) in [
+            ("id", &it.id, crate::routes::MAX_ID_CHARS),
             ("borrower_name", &it.borrower_name, MAX_BORROWER_NAME),
             ("business_scope", &it.business_scope, MAX_BUSINESS_SCOPE),
         ] {
-            if let Some(v) = value {
-                let n = v.chars().count();
-                if n > max {
-                    return Err(ApiError::invalid(
-                        format!("items[{i}].{field}"),
-                        format!("items[{i}].{field} has {n} characters; at most {max}"),
-                    ));
-                }
-            }
+            crate::routes::check_max_chars(&format!("items[{i}].{field}"), value.as_deref(), max)?;
         }
     }
     Ok(())

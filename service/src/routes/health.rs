@@ -50,8 +50,12 @@ pub async fn readyz(State(s): State<AppState>) -> axum::response::Response {
     }
 }
 
-/// Prometheus text exposition.
-#[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text", content_type = "text/plain")))]
+/// Prometheus text exposition. Needs a key with permission `metrics` (analyst and admin keys;
+/// see `touxiang::auth::ROUTES`), unless the server runs with `--insecure-no-auth`.
+#[utoipa::path(get, path = "/metrics", tag = "ops", security(("bearer" = [])),
+    responses((status = 200, description = "Prometheus text", content_type = "text/plain"),
+        (status = 401, description = "Missing or unknown API key", body = crate::error::ErrorBody),
+        (status = 403, description = "The key's role lacks permission `metrics` (only analyst and admin keys hold it)", body = crate::error::ErrorBody)))]
 pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     let body = s
         .inner

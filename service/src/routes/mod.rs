@@ -61,8 +61,27 @@ pub fn app(state: AppState) -> Router {
             crate::auth::require,
         ))
         .layer(middleware::from_fn(track_metrics))
+        // Outermost but for tracing: whoever wrote an error response, it leaves in the
+        // contract shape.
+        .layer(middleware::from_fn(crate::error::contract_errors))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Longest id accepted in a request body, in characters: a classify item's `id` (the loan or
+/// application id, kept as the review item's external id) and a review `reviewer`.
+pub const MAX_ID_CHARS: usize = 128;
+
+/// 422 `invalid_field` naming `field` when `value` has more than `max` characters.
+pub fn check_max_chars(field: &str, value: Option<&str>, max: usize) -> Result<(), ApiError> {
+    let n = value.map_or(0, |v| v.chars().count());
+    if n > max {
+        return Err(ApiError::invalid(
+            field,
+            format!("{field} has {n} characters; at most {max}"),
+        ));
+    }
+    Ok(())
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {

@@ -31,7 +31,16 @@ use crate::auth::acting_reviewer;
 use crate::error::ApiError;
 use crate::extract::{parse_json, ApiJson};
 use crate::review::{add_exemplar, blocking, ExemplarStatus};
+use crate::routes::{check_max_chars, MAX_ID_CHARS};
 use crate::state::AppState;
+
+/// Longest label comment or skip reason, in characters (kept in the audit log).
+pub const MAX_COMMENT_CHARS: usize = 2000;
+
+/// 422 naming `reviewer` when it is over [`MAX_ID_CHARS`] characters.
+fn check_reviewer(reviewer: &Option<String>) -> Result<(), ApiError> {
+    check_max_chars("reviewer", reviewer.as_deref(), MAX_ID_CHARS)
+}
 
 /// The review routes (merged into [`crate::app`]).
 pub fn router() -> Router<AppState> {
@@ -62,11 +71,14 @@ fn optional_body<T: serde::de::DeserializeOwned + Default>(b: &Bytes) -> Result<
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct ClaimRequest {
-    /// Queue to claim from (default: `classify.review_queue`, normally `default`).
+    /// Queue to claim from (default: `classify.review_queue`, normally `default`): 1-64
+    /// characters of `A-Z a-z 0-9 . _ - :`.
     #[serde(default)]
+    #[schema(max_length = 64)]
     pub queue: Option<String>,
-    /// Reviewer id; default the name of the reviewer key.
+    /// Reviewer id, at most 128 characters; default the name of the reviewer key.
     #[serde(default)]
+    #[schema(max_length = 128)]
     pub reviewer: Option<String>,
 }
 
@@ -114,6 +126,7 @@ pub async fn claim(
     caller: Caller,
     ApiJson(req): ApiJson<ClaimRequest>,
 ) -> Result<Response, ApiError> {
+    check_reviewer(&req.reviewer)?;
     let reviewer = acting_reviewer(&s, principal(&caller), req.reviewer.as_deref())?;
     let queue = req
         .queue
@@ -155,10 +168,13 @@ pub async fn claim(
 pub struct LabelRequest {
     /// A code of the item's taxonomy, at any level (section letter, division, group, class).
     pub code: String,
-    /// Reviewer id; default the name of the reviewer key.
+    /// Reviewer id, at most 128 characters; default the name of the reviewer key.
     #[serde(default)]
+    #[schema(max_length = 128)]
     pub reviewer: Option<String>,
+    /// Free-text note kept with the label and in the audit log; at most 2000 characters.
     #[serde(default)]
+    #[schema(max_length = 2000)]
     pub comment: Option<String>,
 }
 
@@ -192,13 +208,15 @@ pub struct LabelResponse {
         (status = 403, description = "wrong role, or the item is leased to someone else", body = crate::error::ErrorBody),
         (status = 404, body = crate::error::ErrorBody),
         (status = 409, description = "lease expired, or already labeled", body = crate::error::ErrorBody),
-        (status = 422, description = "code not in the taxonomy (field `code`)", body = crate::error::ErrorBody)))]
+        (status = 422, description = "code not in the taxonomy (field `code`), or `reviewer` / `comment` over its length limit (named in `field`)", body = crate::error::ErrorBody)))]
 pub async fn label(
     State(s): State<AppState>,
     caller: Caller,
     Path(review_id): Path<String>,
     ApiJson(req): ApiJson<LabelRequest>,
 ) -> Result<Json<LabelResponse>, ApiError> {
+    check_reviewer(&req.reviewer)?;
+    check_max_chars("comment", req.comment.as_deref(), MAX_COMMENT_CHARS)?;
     let reviewer = acting_reviewer(&s, principal(&caller), req.reviewer.as_deref())?;
     let ctx = s.review()?;
     let lookup = ctx.lookup(&s);
@@ -235,11 +253,13 @@ pub async fn label(
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct SkipRequest {
-    /// Reviewer id; default the name of the reviewer key.
+    /// Reviewer id, at most 128 characters; default the name of the reviewer key.
     #[serde(default)]
+    #[schema(max_length = 128)]
     pub reviewer: Option<String>,
-    /// Why (kept in the audit log).
+    /// Why (kept in the audit log); at most 2000 characters.
     #[serde(default)]
+    #[schema(max_length = 2000)]
     pub reason: Option<String>,
 }
 
@@ -264,6 +284,8 @@ pub async fn skip(
     body: Bytes,
 ) -> Result<Json<UnleaseResponse>, ApiError> {
     let req: SkipRequest = optional_body(&body)?;
+    check_reviewer(&req.reviewer)?;
+    check_max_chars("reason", req.reason.as_deref(), MAX_COMMENT_CHARS)?;
     let reviewer = acting_reviewer(&s, principal(&caller), req.reviewer.as_deref())?;
     let ctx = s.review()?;
     let id = review_id.clone();
@@ -281,8 +303,9 @@ pub async fn skip(
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct ReleaseRequest {
-    /// Reviewer id; default the name of the reviewer key.
+    /// Reviewer id, at most 128 characters; default the name of the reviewer key.
     #[serde(default)]
+    #[schema(max_length = 128)]
     pub reviewer: Option<String>,
 }
 
@@ -299,6 +322,7 @@ pub async fn release(
     body: Bytes,
 ) -> Result<Json<UnleaseResponse>, ApiError> {
     let req: ReleaseRequest = optional_body(&body)?;
+    check_reviewer(&req.reviewer)?;
     let reviewer = acting_reviewer(&s, principal(&caller), req.reviewer.as_deref())?;
     let ctx = s.review()?;
     let id = review_id.clone();
