@@ -125,6 +125,13 @@ pub enum BenchCmd {
 
 /// Parse arguments and run.
 pub fn main() -> anyhow::Result<()> {
+    // Everything touxiang writes (keys, databases, exports, artifacts) is readable by its own
+    // user only: files 0600, directories 0700.
+    #[cfg(unix)]
+    // SAFETY: umask only sets the process's file-mode creation mask.
+    unsafe {
+        libc::umask(0o077);
+    }
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Serve {
@@ -298,15 +305,19 @@ pub async fn load_engine(cfg: &Config) -> anyhow::Result<crate::state::Engine> {
 
 async fn serve(cfg: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.data_dir)?;
+    #[cfg(unix)]
+    {
+        // a data dir made before the umask above (or by hand) is closed too
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&cfg.data_dir, std::fs::Permissions::from_mode(0o700));
+    }
     let state = AppState::new(cfg.clone(), metrics_handle());
     crate::auth::startup(&state)?;
     state.review().map_err(|e| anyhow::anyhow!("{e}"))?;
     spawn_loading(state.clone());
     let listener = tokio::net::TcpListener::bind(&cfg.addr).await?;
     tracing::info!(addr = %cfg.addr, data_dir = %cfg.data_dir.display(), "listening");
-    axum::serve(listener, crate::app(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    crate::server::serve(listener, crate::app(state), &cfg.limits, shutdown_signal()).await?;
     tracing::info!("shut down");
     Ok(())
 }
@@ -325,7 +336,6 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    tracing::info!("shutdown signal: draining in-flight requests");
 }
 
 fn bench_embed(

@@ -138,6 +138,15 @@ pub fn run_export_labels(a: ExportLabelsArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("--since: {s:?} is not an RFC 3339 time"))
         })
         .transpose()?;
+    // Reading, not creating: a mistyped --data-dir once made a fresh empty store and exported 0
+    // labels with exit status 0.
+    let db = dir.join(touxiang_review::REVIEW_DB_FILE);
+    anyhow::ensure!(
+        db.is_file(),
+        "no review store at {} (is --data-dir {} the service's data directory?)",
+        db.display(),
+        dir.display()
+    );
     // Short-lived process: no background checkpoint thread.
     let cfg = ReviewConfig {
         checkpoint_interval: None,

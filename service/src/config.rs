@@ -30,6 +30,12 @@ pub struct Limits {
     /// Timeout of file uploads (portfolio loans, batch jobs), seconds: reading a large body and
     /// ingesting it (with classification of unlabeled rows) takes longer than a request.
     pub upload_timeout_secs: u64,
+    /// A client must send a request's headers within this many seconds, or its connection is
+    /// closed (slow-header clients once held thousands of connections open).
+    pub header_read_timeout_secs: u64,
+    /// Open client connections at most (and at most the file-descriptor limit less 256); at the
+    /// cap the server stops accepting until a connection closes.
+    pub max_connections: usize,
 }
 
 impl Default for Limits {
@@ -43,6 +49,8 @@ impl Default for Limits {
             max_queue_tokens: 65536,
             request_timeout_secs: 60,
             upload_timeout_secs: 3600,
+            header_read_timeout_secs: 10,
+            max_connections: 16_384,
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod openapi;
 pub mod queue;
 pub mod review;
 pub mod routes;
+pub mod server;
 pub mod state;
 
 pub use routes::app;

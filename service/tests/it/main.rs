@@ -5,6 +5,8 @@ mod common;
 mod raw_http;
 
 mod cli_batch;
+mod cli_files;
+mod contract_errors;
 mod exemplar_index;
 mod http_auth;
 mod http_classify;
@@ -15,3 +17,4 @@ mod http_review;
 mod loan_roles;
 mod review_durability;
 mod review_load;
+mod server_limits;
