@@ -25,6 +25,13 @@ pub struct Limits {
     pub max_batch_tokens: usize,
     /// Tokens allowed to wait in the embedding queue (→ 429 above).
     pub max_queue_tokens: usize,
+    /// Requests allowed to wait in the embedding queue (→ 429 above): many short texts never
+    /// fill the token budget.
+    pub max_queue_requests: usize,
+    /// Longest expected wait in the embedding queue, milliseconds: a request that would wait
+    /// longer (queued tokens × the measured seconds per token) is refused with 429 and a
+    /// `Retry-After` of that wait, instead of being answered after tens of seconds.
+    pub max_queue_wait_ms: u64,
     /// Per-request timeout, seconds (until the response starts).
     pub request_timeout_secs: u64,
     /// Timeout of file uploads (portfolio loans, batch jobs), seconds: reading a large body and
@@ -47,6 +54,8 @@ impl Default for Limits {
             max_text_chars: 2000,
             max_batch_tokens: 8192,
             max_queue_tokens: 65536,
+            max_queue_requests: 2048,
+            max_queue_wait_ms: 1000,
             request_timeout_secs: 60,
             upload_timeout_secs: 3600,
             header_read_timeout_secs: 10,

@@ -41,9 +41,13 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
-    /// The request queue is full: shed load instead of growing memory (→ 429).
-    #[error("{0}")]
-    Overloaded(String),
+    /// The request queue is full or its expected wait too long: shed load instead of growing
+    /// memory and latency (→ 429 with `Retry-After: retry_after_secs`).
+    #[error("{message}")]
+    Overloaded {
+        message: String,
+        retry_after_secs: u64,
+    },
     /// Model, taxonomy or indexes still loading (→ 503).
     #[error("{0}")]
     NotReady(String),
@@ -95,7 +99,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Overloaded(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Overloaded { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Backend(_) => StatusCode::FAILED_DEPENDENCY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -217,6 +221,12 @@ pub async fn contract_errors(req: Request, next: Next) -> Response {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, field) = self.parts();
+        let retry_after = match &self {
+            ApiError::Overloaded {
+                retry_after_secs, ..
+            } => (*retry_after_secs).max(1),
+            _ => 1,
+        };
         if status == StatusCode::SERVICE_UNAVAILABLE {
             // Expected while loading: readiness probes poll until ready.
             tracing::debug!(%status, error = %self, "not ready");
@@ -234,7 +244,7 @@ impl IntoResponse for ApiError {
         if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static("1"),
+                axum::http::HeaderValue::from(retry_after),
             );
         }
         resp

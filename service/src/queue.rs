@@ -1,15 +1,19 @@
 //! The embedding request queue: requests from many clients are batched into shared forward
-//! passes (like text-embeddings-inference). The queue is bounded by *tokens*: a request that
-//! would push the queued total past the limit is refused at once (429) instead of growing memory.
+//! passes (like text-embeddings-inference). Admission sheds load instead of growing memory and
+//! latency: a request is refused at once (429, `Retry-After`) when it would push the queued
+//! tokens past their budget, when too many requests wait already, or when its expected wait —
+//! queued tokens × the seconds per token the worker measures (moving average over batches) —
+//! exceeds the wait budget. Offered 400 rps of single-item classify against ~180 rps of
+//! capacity, the token budget alone answered everything, after a p50 of 27 s.
 //! Background work (embedding shipped exemplars on a first start, replays) goes through the same
 //! worker at lower priority: it runs only when no request waits, one small job at a time, so a
 //! request waits behind at most one background job.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 use touxiang_model::E5Model;
@@ -29,25 +33,65 @@ struct Job {
 pub struct EmbedQueue {
     tx: mpsc::Sender<Job>,
     queued_tokens: Arc<AtomicUsize>,
-    max_queue_tokens: usize,
+    queued_jobs: Arc<AtomicUsize>,
+    /// Seconds per token of recent batches (f64 bits; 0 = not measured yet).
+    secs_per_token: Arc<AtomicU64>,
+    limits: QueueLimits,
+}
+
+/// What the queue admits.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueLimits {
+    /// Tokens one forward pass takes at most (padded).
+    pub max_batch_tokens: usize,
+    /// Tokens waiting at most.
+    pub max_queue_tokens: usize,
+    /// Requests waiting at most.
+    pub max_queue_requests: usize,
+    /// Longest expected wait.
+    pub max_wait: Duration,
+}
+
+impl QueueLimits {
+    /// The queue limits of the service's `limits` section.
+    pub fn of(l: &crate::config::Limits) -> Self {
+        QueueLimits {
+            max_batch_tokens: l.max_batch_tokens,
+            max_queue_tokens: l.max_queue_tokens,
+            max_queue_requests: l.max_queue_requests,
+            max_wait: Duration::from_millis(l.max_queue_wait_ms),
+        }
+    }
 }
 
 impl EmbedQueue {
-    /// Start the worker thread. `max_batch_tokens` bounds one forward pass (padded tokens);
-    /// `max_queue_tokens` bounds everything waiting.
-    pub fn start(model: Arc<E5Model>, max_batch_tokens: usize, max_queue_tokens: usize) -> Self {
+    /// Start the worker thread.
+    pub fn start(model: Arc<E5Model>, limits: QueueLimits) -> Self {
         let (tx, rx) = mpsc::channel::<Job>();
-        let queued = Arc::new(AtomicUsize::new(0));
-        let q2 = queued.clone();
+        let q = Self {
+            tx,
+            queued_tokens: Arc::new(AtomicUsize::new(0)),
+            queued_jobs: Arc::new(AtomicUsize::new(0)),
+            secs_per_token: Arc::new(AtomicU64::new(0f64.to_bits())),
+            limits,
+        };
+        let shared = Shared {
+            queued_tokens: q.queued_tokens.clone(),
+            queued_jobs: q.queued_jobs.clone(),
+            secs_per_token: q.secs_per_token.clone(),
+        };
         std::thread::Builder::new()
             .name("embed-batcher".into())
-            .spawn(move || worker(model, rx, q2, max_batch_tokens))
+            .spawn(move || worker(model, rx, shared, limits.max_batch_tokens))
             .expect("spawn embed worker");
-        Self {
-            tx,
-            queued_tokens: queued,
-            max_queue_tokens,
-        }
+        q
+    }
+
+    /// Expected wait behind `queued` tokens (a request's own embedding time is not waiting: a
+    /// request on an empty queue is always admitted).
+    fn expected_wait(&self, queued: usize) -> Duration {
+        let spt = f64::from_bits(self.secs_per_token.load(Ordering::Relaxed));
+        Duration::from_secs_f64((spt * queued as f64).max(0.0))
     }
 
     /// Tokens waiting or being embedded right now.
@@ -77,20 +121,47 @@ impl EmbedQueue {
         } else {
             ids.iter().map(Vec::len).sum()
         };
-        if tokens > self.max_queue_tokens {
+        let max_tokens = self.limits.max_queue_tokens;
+        if tokens > max_tokens {
             return Err(ApiError::PayloadTooLarge(format!(
-                "request holds {tokens} tokens, more than the queue limit of {}",
-                self.max_queue_tokens
+                "request holds {tokens} tokens, more than the queue limit of {max_tokens}"
             )));
         }
         let prev = self.queued_tokens.fetch_add(tokens, Ordering::SeqCst);
-        if !background && prev + tokens > self.max_queue_tokens {
-            self.queued_tokens.fetch_sub(tokens, Ordering::SeqCst);
-            metrics::counter!("touxiang_queue_rejected_total").increment(1);
-            return Err(ApiError::Overloaded(format!(
-                "embedding queue full ({prev} tokens waiting, limit {}); retry shortly",
-                self.max_queue_tokens
-            )));
+        let jobs = if background {
+            0
+        } else {
+            self.queued_jobs.fetch_add(1, Ordering::SeqCst)
+        };
+        if !background {
+            let wait = self.expected_wait(prev);
+            let refuse = if prev + tokens > max_tokens {
+                Some(format!(
+                    "embedding queue full ({prev} tokens waiting, limit {max_tokens})"
+                ))
+            } else if jobs >= self.limits.max_queue_requests {
+                Some(format!(
+                    "embedding queue full ({jobs} requests waiting, limit {})",
+                    self.limits.max_queue_requests
+                ))
+            } else if wait > self.limits.max_wait {
+                Some(format!(
+                    "expected wait {} ms exceeds the limit of {} ms",
+                    wait.as_millis(),
+                    self.limits.max_wait.as_millis()
+                ))
+            } else {
+                None
+            };
+            if let Some(why) = refuse {
+                self.queued_tokens.fetch_sub(tokens, Ordering::SeqCst);
+                self.queued_jobs.fetch_sub(1, Ordering::SeqCst);
+                metrics::counter!("touxiang_queue_rejected_total").increment(1);
+                return Err(ApiError::Overloaded {
+                    message: format!("{why}; retry after the Retry-After seconds"),
+                    retry_after_secs: wait.as_secs_f64().ceil() as u64,
+                });
+            }
         }
         metrics::gauge!("touxiang_queue_tokens").set((prev + tokens) as f64);
         let (reply, rx) = oneshot::channel();
@@ -103,6 +174,9 @@ impl EmbedQueue {
         };
         if self.tx.send(job).is_err() {
             self.queued_tokens.fetch_sub(tokens, Ordering::SeqCst);
+            if !background {
+                self.queued_jobs.fetch_sub(1, Ordering::SeqCst);
+            }
             return Err(ApiError::Backend("embedding worker stopped".into()));
         }
         match rx.await {
@@ -140,12 +214,18 @@ fn next_batch(fg: &mut VecDeque<Job>, bg: &mut VecDeque<Job>, max_batch_tokens: 
     jobs
 }
 
-fn worker(
-    model: Arc<E5Model>,
-    rx: mpsc::Receiver<Job>,
-    queued: Arc<AtomicUsize>,
-    max_batch_tokens: usize,
-) {
+/// Counters the worker shares with the handles.
+struct Shared {
+    queued_tokens: Arc<AtomicUsize>,
+    queued_jobs: Arc<AtomicUsize>,
+    secs_per_token: Arc<AtomicU64>,
+}
+
+/// Weight of the newest batch in the seconds-per-token average.
+const COST_ALPHA: f64 = 0.2;
+
+fn worker(model: Arc<E5Model>, rx: mpsc::Receiver<Job>, shared: Shared, max_batch_tokens: usize) {
+    let queued = &shared.queued_tokens;
     let (mut fg, mut bg) = (VecDeque::new(), VecDeque::new());
     let mut open = true;
     loop {
@@ -177,7 +257,21 @@ fn worker(
                 .record(started.duration_since(j.enqueued).as_secs_f64());
         }
         let result = model.embed_tokenized(&all);
-        metrics::histogram!("touxiang_batch_seconds").record(started.elapsed().as_secs_f64());
+        let secs = started.elapsed().as_secs_f64();
+        metrics::histogram!("touxiang_batch_seconds").record(secs);
+        let batch_tokens: usize = all.iter().map(Vec::len).sum();
+        if batch_tokens > 0 {
+            let now = secs / batch_tokens as f64;
+            let old = f64::from_bits(shared.secs_per_token.load(Ordering::Relaxed));
+            let avg = if old > 0.0 {
+                old + COST_ALPHA * (now - old)
+            } else {
+                now
+            };
+            shared
+                .secs_per_token
+                .store(avg.to_bits(), Ordering::Relaxed);
+        }
         metrics::histogram!("touxiang_batch_sequences").record(all.len() as f64);
         let mut offset = 0;
         for j in jobs {
@@ -188,6 +282,9 @@ fn worker(
             };
             offset += n;
             queued.fetch_sub(j.tokens, Ordering::SeqCst);
+            if !j.background {
+                shared.queued_jobs.fetch_sub(1, Ordering::SeqCst);
+            }
             let _ = j.reply.send(r);
         }
         metrics::gauge!("touxiang_queue_tokens").set(queued.load(Ordering::Relaxed) as f64);

@@ -36,7 +36,7 @@ impl Engine {
         store: Option<Arc<dyn VectorStore>>,
     ) -> Self {
         let l = &cfg.limits;
-        let queue = EmbedQueue::start(model.clone(), l.max_batch_tokens, l.max_queue_tokens);
+        let queue = EmbedQueue::start(model.clone(), crate::queue::QueueLimits::of(l));
         Self {
             model,
             queue,

@@ -121,7 +121,10 @@ async fn seeding_completes_once_and_a_restart_embeds_nothing() {
     cfg.data_dir = data.path().to_path_buf();
     let store = touxiang::engine::open_embedded_store(&cfg, 384).unwrap();
     let model = model();
-    let queue = touxiang::queue::EmbedQueue::start(model.clone(), 4096, 65_536);
+    let queue = touxiang::queue::EmbedQueue::start(
+        model.clone(),
+        touxiang::queue::QueueLimits::of(&cfg.limits),
+    );
     let added = touxiang::engine::seed_store_from_texts(store.as_ref(), &m, &model, &queue)
         .await
         .unwrap();

@@ -15,6 +15,7 @@ mod http_jobs;
 mod http_portfolio;
 mod http_review;
 mod loan_roles;
+mod queue_admission;
 mod review_durability;
 mod review_load;
 mod server_limits;
