@@ -83,6 +83,11 @@ pub enum Cmd {
     },
     /// Export final review labels as a JSONL training set (`touxiang train --include FILE`).
     ExportLabels(crate::cmd_keys::ExportLabelsArgs),
+    /// Consistent copy of the data dir's stores, keys, taxonomies and classifiers (safe while
+    /// the service runs), with a manifest of SHA-256 sums.
+    Backup(crate::cmd_backup::BackupArgs),
+    /// Restore a backup into the data dir (service stopped; `--force` to replace stores).
+    Restore(crate::cmd_backup::RestoreArgs),
     /// Prepare public datasets for training and evaluation (custom-taxonomy proof).
     Datasets {
         #[command(subcommand)]
@@ -195,6 +200,8 @@ pub fn main() -> anyhow::Result<()> {
         Cmd::Batch(a) => crate::cmd_batch::run(a),
         Cmd::Keys { cmd } => crate::cmd_keys::run_keys(cmd),
         Cmd::ExportLabels(a) => crate::cmd_keys::run_export_labels(a),
+        Cmd::Backup(a) => crate::cmd_backup::run_backup(a),
+        Cmd::Restore(a) => crate::cmd_backup::run_restore(a),
         Cmd::Datasets { cmd } => crate::cmd_datasets::run(cmd),
     }
 }

@@ -1,6 +1,7 @@
 //! touxiang service: HTTP app, CLI and the wiring of the library crates.
 pub mod auth;
 pub mod cli;
+pub mod cmd_backup;
 pub mod cmd_batch;
 pub mod cmd_bench;
 pub mod cmd_datasets;

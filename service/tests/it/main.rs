@@ -4,6 +4,7 @@
 mod common;
 mod raw_http;
 
+mod backup_restore;
 mod cli_batch;
 mod cli_files;
 mod contract_errors;
