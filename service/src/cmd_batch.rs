@@ -218,19 +218,24 @@ impl ReviewStoreSink {
     }
 }
 
-fn open_keys(path: &Path) -> anyhow::Result<rusqlite::Connection> {
-    let c = rusqlite::Connection::open(path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    c.busy_timeout(std::time::Duration::from_secs(60))?;
-    c.execute_batch(
-        "PRAGMA journal_mode=WAL;
-         CREATE TABLE IF NOT EXISTS review_keys (
+/// `batch-review-keys.sqlite`: which input row was enqueued as which review item (a resumed
+/// run does not enqueue twice). Opened with the integrity check of [`touxiang_sqlite`].
+const REVIEW_KEYS_SCHEMA: touxiang_sqlite::StoreSchema = touxiang_sqlite::StoreSchema {
+    store: "batch review-key map",
+    tables: &["review_keys"],
+    ddl: "CREATE TABLE IF NOT EXISTS review_keys (
              key TEXT PRIMARY KEY,
              review_id TEXT NOT NULL,
              created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ','now'))
          ) WITHOUT ROWID;",
-    )
-    .with_context(|| format!("cannot create the key table in {}", path.display()))?;
+    version: 1,
+};
+
+pub(crate) fn open_keys(path: &Path) -> anyhow::Result<rusqlite::Connection> {
+    let c = touxiang_sqlite::open_store(path, &REVIEW_KEYS_SCHEMA)?;
+    c.busy_timeout(std::time::Duration::from_secs(60))?;
+    c.execute_batch("PRAGMA journal_mode=WAL;")
+        .with_context(|| format!("cannot open {}", path.display()))?;
     Ok(c)
 }
 

@@ -20,6 +20,7 @@ pub mod review;
 pub mod routes;
 pub mod server;
 pub mod state;
+pub mod store_check;
 
 pub use routes::app;
 pub use state::AppState;

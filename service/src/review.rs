@@ -165,9 +165,10 @@ impl From<ReviewError> for ApiError {
             ReviewError::LeaseExpired { .. } | ReviewError::AlreadyLabeled(_) => {
                 ApiError::Conflict(message)
             }
-            ReviewError::Db(_) | ReviewError::Json(_) | ReviewError::Io(_) => {
-                ApiError::Internal(message)
-            }
+            ReviewError::Db(_)
+            | ReviewError::Json(_)
+            | ReviewError::Io(_)
+            | ReviewError::Store(_) => ApiError::Internal(message),
         }
     }
 }

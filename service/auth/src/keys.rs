@@ -107,25 +107,54 @@ CREATE TABLE IF NOT EXISTS api_keys (
 CREATE UNIQUE INDEX IF NOT EXISTS api_keys_active_name ON api_keys(name) WHERE revoked_at IS NULL;
 ";
 
+/// The key store's shape for the integrity check at open ([`touxiang_sqlite::open_store`]).
+const STORE_SCHEMA: touxiang_sqlite::StoreSchema = touxiang_sqlite::StoreSchema {
+    store: "auth key store",
+    tables: &["api_keys"],
+    ddl: SCHEMA,
+    version: 1,
+};
+
 impl KeyStore {
     /// Open (creating if needed) `dir/auth.sqlite`; creates `dir` if missing.
+    ///
+    /// Refuses ([`AuthError::KeysLost`]) when `dir/admin.key` exists but the database is
+    /// missing or empty, so that a lost key store never turns into a new admin key, and refuses
+    /// a damaged database like [`KeyStore::open_file`].
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, AuthError> {
         let dir = dir.as_ref();
         std::fs::create_dir_all(dir).map_err(|source| AuthError::Io {
             path: dir.display().to_string(),
             source,
         })?;
-        Self::open_file(dir.join(AUTH_DB_FILE))
+        let db = dir.join(AUTH_DB_FILE);
+        let admin_key = dir.join(ADMIN_KEY_FILE);
+        if admin_key.exists() {
+            let state = match std::fs::metadata(&db) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some("missing"),
+                Ok(m) if m.is_file() && m.len() == 0 => Some("empty (0 bytes)"),
+                _ => None,
+            };
+            if let Some(state) = state {
+                return Err(AuthError::KeysLost {
+                    db: db.display().to_string(),
+                    admin_key: admin_key.display().to_string(),
+                    state,
+                });
+            }
+        }
+        Self::open_file(db)
     }
 
-    /// Open (creating if needed) the key database at an explicit file path.
+    /// Open the key database at an explicit file path, creating it only when the file does not
+    /// exist. An existing file that is empty, corrupt (`PRAGMA quick_check`) or without the
+    /// key table is refused with [`AuthError::Store`] naming the file and the recovery step.
     pub fn open_file(path: impl Into<PathBuf>) -> Result<Self, AuthError> {
         let path = path.into();
-        let conn = Connection::open(&path)?;
+        let conn = touxiang_sqlite::open_store(&path, &STORE_SCHEMA)?;
         conn.busy_timeout(Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.execute_batch(SCHEMA)?;
         Ok(Self {
             conn: Mutex::new(conn),
             path,
@@ -431,7 +460,9 @@ mod tests {
     fn ensure_admin_once_with_mode_0600() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
-        // A stale world-readable file must not keep its mode.
+        // A stale world-readable file next to a key store without keys must not keep its mode.
+        // (Next to a missing or empty key store, admin.key is refused: see tests/integrity.rs.)
+        KeyStore::open(dir.path()).unwrap();
         std::fs::write(dir.path().join(ADMIN_KEY_FILE), "old").unwrap();
         std::fs::set_permissions(
             dir.path().join(ADMIN_KEY_FILE),

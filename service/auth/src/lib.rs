@@ -43,6 +43,26 @@ pub enum AuthError {
     /// Database failure.
     #[error("auth database: {0}")]
     Db(#[from] rusqlite::Error),
+    /// The key database is damaged (empty, corrupt, without its table): refused, unchanged.
+    #[error(transparent)]
+    Store(#[from] touxiang_sqlite::StoreError),
+    /// `admin.key` exists but the key database is missing or empty: keys were issued from a
+    /// store that is gone. Refused, so that no new admin key replaces `admin.key`.
+    #[error(
+        "auth key store {db} is {state} but {admin_key} exists: keys were issued from a key \
+         store that is gone, and a new admin key would replace admin.key. Refusing to open it: \
+         restore it from a backup with `touxiang restore --from BACKUP_DIR --force` (service \
+         stopped), or, to start over without any of the issued keys, move both {db} (with its \
+         -wal and -shm files) and {admin_key} away"
+    )]
+    KeysLost {
+        /// The key database (`auth.sqlite`).
+        db: String,
+        /// The admin key file (`admin.key`).
+        admin_key: String,
+        /// "missing" or "empty (0 bytes)".
+        state: &'static str,
+    },
     /// File system failure (data dir, admin.key).
     #[error("{path}: {source}")]
     Io {
@@ -60,7 +80,11 @@ impl AuthError {
             AuthError::InvalidRole(_) | AuthError::InvalidName(_) => 400,
             AuthError::KeyNotFound(_) => 404,
             AuthError::NameTaken(_) | AuthError::AlreadyRevoked(_) => 409,
-            AuthError::Random(_) | AuthError::Db(_) | AuthError::Io { .. } => 500,
+            AuthError::Random(_)
+            | AuthError::Db(_)
+            | AuthError::Store(_)
+            | AuthError::KeysLost { .. }
+            | AuthError::Io { .. } => 500,
         }
     }
 }

@@ -22,6 +22,22 @@ pub struct LabelCache {
     memo_cap: usize,
 }
 
+const TABLE: &str = "CREATE TABLE IF NOT EXISTS label_cache (
+    model_version TEXT NOT NULL,
+    taxonomy_version TEXT NOT NULL,
+    text TEXT NOT NULL,
+    label TEXT NOT NULL,
+    PRIMARY KEY (model_version, taxonomy_version, text)
+) WITHOUT ROWID;";
+
+/// The cache file's shape for the integrity check at open ([`touxiang_sqlite::open_store`]).
+const STORE_SCHEMA: touxiang_sqlite::StoreSchema = touxiang_sqlite::StoreSchema {
+    store: "batch label cache",
+    tables: &["label_cache"],
+    ddl: TABLE,
+    version: 1,
+};
+
 fn cache_err(desc: &str, e: impl std::fmt::Display) -> BatchError {
     BatchError::Cache {
         path: desc.to_string(),
@@ -30,7 +46,9 @@ fn cache_err(desc: &str, e: impl std::fmt::Display) -> BatchError {
 }
 
 impl LabelCache {
-    /// Open (creating if needed) the cache at `path`, or an in-memory cache when `path` is `None`.
+    /// Open the cache at `path` (created when the file does not exist), or an in-memory cache
+    /// when `path` is `None`. An existing file that is empty, corrupt or without the cache table
+    /// is refused ([`BatchError::Store`]).
     pub fn open(
         path: Option<&Path>,
         model_version: &str,
@@ -45,24 +63,15 @@ impl LabelCache {
                     std::fs::create_dir_all(dir)
                         .map_err(|e| BatchError::io("cannot create cache directory", dir, e))?;
                 }
-                Connection::open(p)
+                touxiang_sqlite::open_store(p, &STORE_SCHEMA)?
             }
-            None => Connection::open_in_memory(),
-        }
-        .map_err(|e| cache_err(&desc, e))?;
+            None => Connection::open_in_memory().map_err(|e| cache_err(&desc, e))?,
+        };
         conn.busy_timeout(std::time::Duration::from_secs(60))
             .map_err(|e| cache_err(&desc, e))?;
-        conn.execute_batch(
-            "PRAGMA journal_mode=WAL;
-             PRAGMA synchronous=NORMAL;
-             CREATE TABLE IF NOT EXISTS label_cache (
-                 model_version TEXT NOT NULL,
-                 taxonomy_version TEXT NOT NULL,
-                 text TEXT NOT NULL,
-                 label TEXT NOT NULL,
-                 PRIMARY KEY (model_version, taxonomy_version, text)
-             ) WITHOUT ROWID;",
-        )
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; {TABLE}"
+        ))
         .map_err(|e| cache_err(&desc, e))?;
         Ok(LabelCache {
             conn,

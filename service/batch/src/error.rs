@@ -46,6 +46,9 @@ pub enum BatchError {
     /// The cancel flag was raised; everything up to `rows_done` is checkpointed.
     #[error("cancelled after {rows_done} rows (resume with --resume)")]
     Cancelled { rows_done: u64 },
+    /// The label cache file is damaged (empty, corrupt, without its table): refused, unchanged.
+    #[error(transparent)]
+    Store(#[from] touxiang_sqlite::StoreError),
 }
 
 impl BatchError {
@@ -74,6 +77,7 @@ impl BatchError {
             BatchError::Labeler { .. } => "labeler_error",
             BatchError::Review { .. } => "review_error",
             BatchError::Cancelled { .. } => "cancelled",
+            BatchError::Store(_) => "cache_error",
         }
     }
 }

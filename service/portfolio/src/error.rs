@@ -55,6 +55,9 @@ pub enum PortfolioError {
     /// Export failed.
     #[error("export error: {0}")]
     Export(String),
+    /// The store file is damaged (empty, corrupt, without its tables): refused, unchanged.
+    #[error(transparent)]
+    Store(#[from] touxiang_sqlite::StoreError),
 }
 
 fn source_hint(m: &Option<String>) -> String {
@@ -81,6 +84,7 @@ impl PortfolioError {
             PortfolioError::ConfigConflict(_) => "config_conflict",
             PortfolioError::Label(_) => "labeling_failed",
             PortfolioError::Export(_) => "export_failed",
+            PortfolioError::Store(_) => "database_error",
         }
     }
 

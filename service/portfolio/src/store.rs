@@ -77,6 +77,14 @@ CREATE TABLE IF NOT EXISTS ingests (
 );
 "#;
 
+/// The store's shape for the integrity check at open ([`touxiang_sqlite::open_store`]).
+const STORE_SCHEMA: touxiang_sqlite::StoreSchema = touxiang_sqlite::StoreSchema {
+    store: "portfolio store",
+    tables: &["portfolios", "loans", "ingests"],
+    ddl: SCHEMA,
+    version: 1,
+};
+
 /// Configuration fixed when a portfolio is first ingested.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PortfolioConfig {
@@ -129,16 +137,16 @@ impl PortfolioStore {
         Self::open_file(&data_dir.join(STORE_FILE))
     }
 
-    /// Open (creating if needed) the store at an explicit file path.
+    /// Open the store at an explicit file path, creating it only when the file does not exist.
+    /// An existing file that is empty, corrupt (`PRAGMA quick_check`) or without the store's
+    /// tables is refused with [`PortfolioError::Store`], naming the file and the recovery step.
     pub fn open_file(path: &Path) -> Result<Self> {
-        let store = PortfolioStore {
+        let conn = touxiang_sqlite::open_store(path, &STORE_SCHEMA)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        Ok(PortfolioStore {
             path: path.to_path_buf(),
             cache: Mutex::new(HashMap::new()),
-        };
-        let conn = store.connect()?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.execute_batch(SCHEMA)?;
-        Ok(store)
+        })
     }
 
     /// Path of the SQLite file.

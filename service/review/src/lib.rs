@@ -36,6 +36,7 @@
 //! is a time-independent key stored per item and indexed: a claim is one index probe.
 
 mod agreement;
+mod integrity;
 mod load;
 mod sampling;
 mod store;
@@ -67,6 +68,7 @@ pub use types::{
 /// | `LeaseExpired`    | 409    | `lease_expired`      |
 /// | `AlreadyLabeled`  | 409    | `already_labeled`    |
 /// | `Db`/`Json`/`Io`  | 500    | `internal`           |
+/// | `Store`           | 500    | `internal`           |
 #[derive(Debug, thiserror::Error)]
 pub enum ReviewError {
     /// No item with this review id.
@@ -116,6 +118,9 @@ pub enum ReviewError {
     /// File system / writer failure.
     #[error("review io: {0}")]
     Io(#[from] std::io::Error),
+    /// The review database is damaged (empty, corrupt, without its tables): refused, unchanged.
+    #[error(transparent)]
+    Store(#[from] touxiang_sqlite::StoreError),
 }
 
 impl ReviewError {
@@ -126,7 +131,10 @@ impl ReviewError {
             ReviewError::InvalidCode { .. } | ReviewError::InvalidInput { .. } => 422,
             ReviewError::NotLeasedToYou { .. } => 403,
             ReviewError::LeaseExpired { .. } | ReviewError::AlreadyLabeled(_) => 409,
-            ReviewError::Db(_) | ReviewError::Json(_) | ReviewError::Io(_) => 500,
+            ReviewError::Db(_)
+            | ReviewError::Json(_)
+            | ReviewError::Io(_)
+            | ReviewError::Store(_) => 500,
         }
     }
 
@@ -139,7 +147,10 @@ impl ReviewError {
             ReviewError::NotLeasedToYou { .. } => "not_leased_to_you",
             ReviewError::LeaseExpired { .. } => "lease_expired",
             ReviewError::AlreadyLabeled(_) => "already_labeled",
-            ReviewError::Db(_) | ReviewError::Json(_) | ReviewError::Io(_) => "internal",
+            ReviewError::Db(_)
+            | ReviewError::Json(_)
+            | ReviewError::Io(_)
+            | ReviewError::Store(_) => "internal",
         }
     }
 

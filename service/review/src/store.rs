@@ -20,7 +20,7 @@ pub const REVIEW_DB_FILE: &str = "review.sqlite";
 /// Floor of `uncertainty × exposure`, so that zero-uncertainty or zero-amount items still age.
 pub const MIN_BASE_PRIORITY: f64 = 1e-6;
 
-const SCHEMA: &str = r#"
+pub(crate) const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS items (
     id               INTEGER PRIMARY KEY,
@@ -120,7 +120,7 @@ struct Checkpointer {
 
 impl Checkpointer {
     fn start(path: &Path, every: Duration) -> Result<Self, ReviewError> {
-        let conn = open_conn(path)?;
+        let conn = init_conn(Connection::open(path)?)?;
         let (stop, rx) = std::sync::mpsc::channel::<()>();
         let handle = std::thread::Builder::new()
             .name("review-wal-checkpoint".into())
@@ -424,8 +424,7 @@ fn begin(conn: &mut Connection) -> Result<Transaction<'_>, ReviewError> {
     Ok(conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
 }
 
-fn open_conn(path: &Path) -> Result<Connection, ReviewError> {
-    let conn = Connection::open(path)?;
+fn init_conn(conn: Connection) -> Result<Connection, ReviewError> {
     conn.busy_timeout(Duration::from_secs(30))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -440,7 +439,8 @@ impl ReviewStore {
         Self::open_file(dir.as_ref().join(REVIEW_DB_FILE), config)
     }
 
-    /// Open (creating if needed) the review database at an explicit file path.
+    /// Open the review database at an explicit file path, creating it only when the file does
+    /// not exist; a damaged file is refused ([`crate::integrity`]).
     pub fn open_file(path: impl Into<PathBuf>, config: ReviewConfig) -> Result<Self, ReviewError> {
         let path = path.into();
         if config.priority_doubling_time.as_millis() == 0 {
@@ -455,10 +455,9 @@ impl ReviewStore {
             None => Sampler::from_os(config.double_review_rate),
         }
         .map_err(|_| invalid("double_review_rate", "must be within 0..=1"))?;
-        let mut conn = open_conn(&path)?;
+        let mut conn = init_conn(crate::integrity::open(&path)?)?;
         {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            tx.execute_batch(SCHEMA)?;
             // The order key depends on the doubling time: recompute when it changed.
             let doubling_ms = dur_ms(config.priority_doubling_time);
             let stored: Option<String> = tx

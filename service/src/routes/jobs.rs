@@ -75,7 +75,8 @@ impl From<BatchError> for ApiError {
             BatchError::Io { .. }
             | BatchError::Output { .. }
             | BatchError::Checkpoint { .. }
-            | BatchError::Cache { .. } => ApiError::Internal(message),
+            | BatchError::Cache { .. }
+            | BatchError::Store(_) => ApiError::Internal(message),
         }
     }
 }

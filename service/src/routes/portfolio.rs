@@ -84,9 +84,10 @@ impl From<PortfolioError> for ApiError {
             PortfolioError::UnknownPortfolio(_) => ApiError::NotFound(message),
             PortfolioError::ConfigConflict(_) => ApiError::Conflict(message),
             PortfolioError::Label(_) => ApiError::Backend(message),
-            PortfolioError::Sqlite(_) | PortfolioError::Io(_) | PortfolioError::Export(_) => {
-                ApiError::Internal(message)
-            }
+            PortfolioError::Sqlite(_)
+            | PortfolioError::Io(_)
+            | PortfolioError::Export(_)
+            | PortfolioError::Store(_) => ApiError::Internal(message),
         }
     }
 }

@@ -20,3 +20,4 @@ mod queue_admission;
 mod review_durability;
 mod review_load;
 mod server_limits;
+mod startup_integrity;

@@ -370,8 +370,9 @@ pub struct EmbeddedStore {
 }
 
 impl EmbeddedStore {
-    /// Opens (creating if needed) the store in `cfg.dir` and loads it into memory. Fails if the
-    /// directory holds a store of another dimension.
+    /// Opens the store in `cfg.dir` (creating `vectors.sqlite` only when it does not exist) and
+    /// loads it into memory. Fails if the directory holds a store of another dimension, or a
+    /// damaged `vectors.sqlite` ([`VectorError::Store`]: empty, corrupt, without its tables).
     pub fn open(cfg: EmbeddedConfig) -> Result<Self> {
         if cfg.dim == 0 {
             return Err(VectorError::invalid("dim", "must be > 0"));
@@ -670,18 +671,11 @@ fn copy_live(inner: &Inner, range: std::ops::Range<usize>) -> Vec<(Vec<f32>, usi
 }
 
 fn open_db(path: &Path, dim: usize) -> Result<Connection> {
-    let conn = Connection::open(path)
-        .map_err(|e| VectorError::Storage(format!("open {}: {e}", path.display())))?;
+    // refuses an existing file that is empty, corrupt or without the tables (crate::integrity)
+    let conn = crate::integrity::open(path, &crate::integrity::EMBEDDED)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.busy_timeout(Duration::from_secs(10))?;
-    conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-         CREATE TABLE IF NOT EXISTS points(
-             id TEXT PRIMARY KEY,
-             vector BLOB NOT NULL,
-             payload TEXT NOT NULL);",
-    )?;
     let stored: Option<String> = conn
         .query_row("SELECT value FROM meta WHERE key = 'dim'", [], |r| r.get(0))
         .optional()?;

@@ -25,6 +25,7 @@
 pub mod bench;
 pub mod conformance;
 mod embedded;
+mod integrity;
 mod qdrant;
 mod resilient;
 
@@ -36,6 +37,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use embedded::{EmbeddedConfig, EmbeddedStore, HnswParams};
+pub use integrity::check_store_files;
 pub use qdrant::{QdrantConfig, QdrantStore};
 pub use resilient::{ResilientConfig, ResilientStore};
 
@@ -74,6 +76,10 @@ pub enum VectorError {
     /// The backend answered with an error that is not a connectivity problem.
     #[error("vector backend error: {0}")]
     Backend(String),
+    /// A local store file (`vectors.sqlite`, `outbox.sqlite`) is damaged (empty, corrupt,
+    /// without its tables) or could not be opened: refused, left unchanged.
+    #[error(transparent)]
+    Store(#[from] touxiang_sqlite::StoreError),
 }
 
 impl VectorError {

@@ -106,22 +106,11 @@ impl<S: VectorStore + 'static> ResilientStore<S> {
         })?;
         std::fs::create_dir_all(&cfg.dir)?;
         let path = cfg.dir.join("outbox.sqlite");
-        let conn = Connection::open(&path)
-            .map_err(|e| VectorError::Storage(format!("open {}: {e}", path.display())))?;
+        // refuses an existing outbox that is empty, corrupt or without its tables
+        let conn = crate::integrity::open(&path, &crate::integrity::OUTBOX)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(Duration::from_secs(10))?;
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS ops(
-                 seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                 body TEXT NOT NULL,
-                 enqueued_at TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS dead_letters(
-                 seq INTEGER PRIMARY KEY,
-                 body TEXT NOT NULL,
-                 error TEXT NOT NULL,
-                 failed_at TEXT NOT NULL);",
-        )?;
         let pending: i64 = conn.query_row("SELECT COUNT(*) FROM ops", [], |r| r.get(0))?;
         let dead: i64 = conn.query_row("SELECT COUNT(*) FROM dead_letters", [], |r| r.get(0))?;
         let shared = Arc::new(Shared {

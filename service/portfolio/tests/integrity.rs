@@ -1,0 +1,92 @@
+//! A damaged portfolio store is refused at open, instead of opening and then answering
+//! "database disk image is malformed" on the first aggregation.
+
+use std::path::Path;
+
+use touxiang_portfolio::{AggQuery, IngestOptions, PortfolioError, PortfolioStore};
+
+const STORE_FILE: &str = touxiang_portfolio::store::STORE_FILE;
+
+/// A store holding one portfolio of 3 000 loans, closed.
+fn store_with_data(dir: &Path) {
+    let csv = dir.join("book.csv");
+    let mut body = String::from(
+        "loan_id,purpose_text,amount,balance,overdue_days,region_code,as_of_date,branch\n",
+    );
+    for i in 0..3000 {
+        body.push_str(&format!(
+            "L{i},采购原材料补充流动资金 批次{i},{},{},0,110101,2025-03-31,支行{}\n",
+            100_000 + i,
+            90_000 + i,
+            i % 17
+        ));
+    }
+    std::fs::write(&csv, body).unwrap();
+    let store = PortfolioStore::open(dir).unwrap();
+    let rep = store
+        .ingest_file("book", &csv, &IngestOptions::default(), None)
+        .unwrap();
+    assert_eq!(rep.accepted, 3000, "{:?}", rep.rejected);
+    std::fs::remove_file(&csv).unwrap();
+}
+
+fn assert_refused(dir: &Path) -> String {
+    let file = dir.join(STORE_FILE);
+    let e = PortfolioStore::open(dir).err().expect("refused");
+    assert!(
+        matches!(e, PortfolioError::Store(ref s) if s.is_damaged()),
+        "{e}"
+    );
+    assert_eq!(e.http_status(), 500);
+    let msg = e.to_string();
+    assert!(msg.contains(&file.display().to_string()), "{msg}");
+    assert!(msg.contains("touxiang restore"), "{msg}");
+    assert!(msg.contains("move it away"), "{msg}");
+    msg
+}
+
+#[test]
+fn a_half_truncated_portfolio_store_is_refused_at_open() {
+    let d = tempfile::tempdir().unwrap();
+    store_with_data(d.path());
+    let file = d.path().join(STORE_FILE);
+    let len = std::fs::metadata(&file).unwrap().len();
+    assert!(len > 64 * 1024, "a store of many pages ({len} bytes)");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    assert_refused(d.path());
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().len(),
+        len / 2,
+        "untouched"
+    );
+}
+
+#[test]
+fn an_empty_portfolio_store_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    store_with_data(d.path());
+    std::fs::File::create(d.path().join(STORE_FILE)).unwrap();
+    let msg = assert_refused(d.path());
+    assert!(msg.contains("0 bytes"), "{msg}");
+}
+
+#[test]
+fn a_missing_portfolio_store_is_created_fresh_and_reopens_with_its_data() {
+    let d = tempfile::tempdir().unwrap();
+    let file = d.path().join(STORE_FILE);
+    assert!(!file.exists());
+    assert!(PortfolioStore::open(d.path())
+        .unwrap()
+        .portfolios()
+        .unwrap()
+        .is_empty());
+    store_with_data(d.path());
+    let store = PortfolioStore::open(d.path()).unwrap();
+    let r = store.aggregate(&AggQuery::new("book", &[])).unwrap();
+    assert_eq!(r.totals.metrics.loans, 3000);
+}
