@@ -238,12 +238,11 @@ impl AppState {
     }
 }
 
-/// `serve` start: refuse damaged stores ([`crate::store_check`]); warn loudly when
+/// `serve` start (after [`crate::store_check::check_stores`]): warn loudly when
 /// authentication is off; otherwise make sure an admin key exists (first start: create it,
 /// print it once, save it to `DATA_DIR/admin.key`) and open the key store. A damaged key store,
 /// or `admin.key` without its key store, is refused: no new admin key over issued keys.
 pub fn startup(state: &AppState) -> anyhow::Result<()> {
-    crate::store_check::check_stores(state)?;
     let cfg = state.config();
     if cfg.insecure_no_auth {
         let msg = "AUTHENTICATION IS OFF (--insecure-no-auth): every caller may use every \

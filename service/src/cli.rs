@@ -319,6 +319,8 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         let _ = std::fs::set_permissions(&cfg.data_dir, std::fs::Permissions::from_mode(0o700));
     }
     let state = AppState::new(cfg.clone(), metrics_handle());
+    // damaged stores stop the start before anything listens or writes
+    crate::store_check::check_stores(&state)?;
     crate::auth::startup(&state)?;
     state.review().map_err(|e| anyhow::anyhow!("{e}"))?;
     spawn_loading(state.clone());

@@ -12,7 +12,7 @@ use crate::calibrate::{fit_calibration, DecisionTargets, SplitMetrics};
 use crate::embed::{embed_all, EmbedFn};
 use crate::error::{Result, TrainError};
 use crate::knn::ExemplarIndex;
-use crate::train::{fitted_hash, metrics_for, TrainConfig};
+use crate::train::{fitted_hash, metrics_for, KNN_TAUS, LEXICAL_TAUS};
 
 /// Where [`recalibrate`] reads and writes, and how strict its thresholds are.
 #[derive(Debug, Clone, Copy)]
@@ -75,16 +75,8 @@ pub fn recalibrate(
     let x = embed_all(embedder, &refs, cache_dir, 64)?;
     let heads = clf.head_outputs_for_texts(&refs, &x)?;
     let neighbors = index.search(&x, clf.knn_k)?;
-    // the same grids and targets as `train`
-    let defaults = TrainConfig::new(
-        tree.clone(),
-        crate::train::CorpusSource::Examples {
-            examples: Vec::new(),
-            with_names: false,
-        },
-        out_root,
-    );
-    // the artifact's targets, under today's rule for reaching them unless told
+    // the temperature grids of `train`; the artifact's targets, under today's rule for
+    // reaching them unless told
     let targets = DecisionTargets {
         auto_min_depth: clf.auto_min_depth,
         precision_z: precision_z.unwrap_or(DecisionTargets::default().precision_z),
@@ -97,8 +89,8 @@ pub fn recalibrate(
             nb,
             &gold,
             clf.knn_k,
-            &defaults.knn_taus,
-            &defaults.lexical_taus,
+            KNN_TAUS,
+            LEXICAL_TAUS,
             &targets,
             None,
         )

@@ -41,6 +41,11 @@ pub enum CorpusSource {
     Corpus(Corpus),
 }
 
+/// kNN vote temperatures tried on the calibration set (by `train` and `recalibrate`).
+pub(crate) const KNN_TAUS: &[f32] = &[0.02, 0.05, 0.1];
+/// Lexical vote temperatures tried on the calibration set.
+pub(crate) const LEXICAL_TAUS: &[f32] = &[0.05, 0.1, 0.2, 0.5];
+
 /// Everything `train` needs.
 #[derive(Debug, Clone)]
 pub struct TrainConfig {
@@ -106,9 +111,9 @@ impl TrainConfig {
             flat_head: true,
             level_heads: true,
             knn_k: 10,
-            knn_taus: vec![0.02, 0.05, 0.1],
+            knn_taus: KNN_TAUS.to_vec(),
             lexical: Some(LexicalConfig::default()),
-            lexical_taus: vec![0.05, 0.1, 0.2, 0.5],
+            lexical_taus: LEXICAL_TAUS.to_vec(),
             save_exemplars: true,
             embed_batch: 64,
             calib_loans: Vec::new(),
