@@ -67,6 +67,10 @@ fn normalize_is_idempotent() {
         "支付ＡＢＣ公司\u{3000}貨款３００萬元",
         "用于烤串店装修及购买冷柜",
         "  Mixed 英文 and 繁體 ①②  ",
+        // found by the text_pipeline fuzz target: a dropped control character left two
+        // combining marks out of canonical order
+        "\u{ffeb}\u{36d}\u{e}\u{354}A",
+        "모\u{36d}\u{200b}\u{354}",
     ] {
         let once = normalize(s);
         assert_eq!(normalize(&once), once, "{s}");
