@@ -11,6 +11,12 @@
 //! label the whole ingest fails with a clear message and nothing is written. `--no-label`
 //! stores such loans without an industry (counted in `industry_missing`; a later
 //! `touxiang batch` can label them).
+//!
+//! **Rejected rows.** The summary lists the first `limits.max_reported_row_errors` (default
+//! 1000) row problems and counts them all (`rejected_total`); every one is written to a CSV
+//! report (`row,field,reason`): `--errors FILE`, or by default
+//! `DATA_DIR/ingest-reports/<report_id>.csv` (`report_path` in the summary; the server serves
+//! it at `/v1/portfolios/{name}/ingest-reports/{report_id}`).
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -19,8 +25,8 @@ use anyhow::Context;
 use clap::Args;
 use touxiang_datasets::{LabelError, LabelResult, Labeler};
 use touxiang_portfolio::{
-    lendingclub, ColumnMap, IngestOptions, IngestReport, PortfolioError, PortfolioStore,
-    RegionScheme,
+    lendingclub, ColumnMap, ErrorReport, IngestOptions, IngestReport, PortfolioError,
+    PortfolioStore, RegionScheme,
 };
 
 use crate::cli::Common;
@@ -65,6 +71,10 @@ pub struct IngestArgs {
     /// `lendingclub`: the Lending Club column map, status map, US states and USD.
     #[arg(long)]
     pub preset: Option<String>,
+    /// Write every row problem to this CSV (`row,field,reason`; the header alone when none).
+    /// Default: `DATA_DIR/ingest-reports/<report_id>.csv`, only when a row was rejected.
+    #[arg(long, value_name = "FILE")]
+    pub errors: Option<PathBuf>,
 }
 
 /// Ingest options from CLI arguments.
@@ -91,19 +101,37 @@ pub fn ingest_options(a: &IngestArgs) -> anyhow::Result<IngestOptions> {
         o.config = Some(c);
     }
     o.sheet = a.sheet.clone();
+    if let Some(f) = &a.errors {
+        o.error_report = ErrorReport::File(f.clone());
+    }
     Ok(o)
 }
 
-/// `touxiang ingest`: print the summary as JSON; exit status 2 when rows were rejected and
-/// nothing was written (all-or-nothing).
+/// `touxiang ingest`: print the summary as JSON (the first row problems; all of them in the
+/// report file, which stderr names); exit status 2 when rows were rejected and nothing was
+/// written (all-or-nothing).
 pub fn run(a: IngestArgs) -> anyhow::Result<()> {
     let cfg = a.common.load(FlagOverrides::default())?;
     let report = run_with(&cfg, &a)?;
     println!("{}", serde_json::to_string_pretty(&report)?);
-    if !report.committed && !report.rejected.is_empty() {
+    if report.rejected_total > 0 {
+        let listed = if report.rejected_truncated {
+            format!(" (the first {} listed above)", report.rejected.len())
+        } else {
+            String::new()
+        };
+        let file = match &report.report_path {
+            Some(p) => format!("; all of them in {}", p.display()),
+            None => String::new(),
+        };
         eprintln!(
-            "{} row problem(s); nothing was written (mode all-or-nothing; use --mode commit-valid to write the valid rows)",
-            report.rejected.len()
+            "{} row problem(s) in {} row(s){listed}{file}",
+            report.rejected_total, report.rejected_rows
+        );
+    }
+    if !report.committed && report.rejected_total > 0 {
+        eprintln!(
+            "nothing was written (mode all-or-nothing; use --mode commit-valid to write the valid rows)"
         );
         std::process::exit(2);
     }
@@ -115,7 +143,8 @@ pub fn run_with(cfg: &Config, a: &IngestArgs) -> anyhow::Result<IngestReport> {
     // the same names as the HTTP routes accept
     crate::routes::portfolio::name::validate(&a.portfolio)
         .map_err(|e| anyhow::anyhow!("--portfolio: {e}"))?;
-    let opts = ingest_options(a)?;
+    let mut opts = ingest_options(a)?;
+    opts.max_reported_row_errors = Some(cfg.limits.max_reported_row_errors);
     let taxonomy = a
         .taxonomy
         .clone()

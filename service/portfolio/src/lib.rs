@@ -1,8 +1,10 @@
 //! Portfolio store, ingest, aggregation, risk scores and early warnings for touxiang.
 //!
 //! * [`PortfolioStore`] — the SQLite store (`DIR/portfolio.sqlite`, WAL).
-//! * [`PortfolioStore::ingest_file`] / [`PortfolioStore::ingest_bytes`] — CSV, XLSX, JSONL ingest
-//!   with per-row error reports ([`ingest`] documents validation, row numbers and transactions).
+//! * [`PortfolioStore::ingest_file`] / [`PortfolioStore::ingest_file_as`] /
+//!   [`PortfolioStore::ingest_bytes`] — CSV, XLSX, JSONL ingest in bounded memory, with per-row
+//!   error reports: the first problems in the summary, all of them in a CSV report file
+//!   ([`ingest`] documents validation, row numbers, transactions and reports).
 //! * [`PortfolioStore::aggregate`] — group-by over any dimensions with overdue metrics,
 //!   period-over-period change, top-N and concentration ([`agg`] documents the semantics);
 //!   [`export::to_csv`] / [`export::to_xlsx`] export any result.
@@ -28,7 +30,8 @@ pub use agg::{
 };
 pub use error::{PortfolioError, Result};
 pub use ingest::{
-    ColumnMap, IngestMode, IngestOptions, IngestReport, InputFormat, LoanStatus, RowError,
+    ColumnMap, ErrorReport, IngestMode, IngestOptions, IngestReport, InputFormat, LoanStatus,
+    ReportInfo, ReportMeta, RowError,
 };
 pub use purpose::KeywordPurposeLabeler;
 pub use refdata::{PurposeScheme, RegionScheme};
