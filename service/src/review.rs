@@ -18,7 +18,10 @@
 //! upserted into the exemplar store (`source = "reviewed"`) so the next similar classify sees it
 //! as a neighbour. If the exemplar store (or the model) is unavailable at that moment, the call
 //! still answers 200 with `exemplar: "unavailable"` and logs a warning; the label is kept in the
-//! review store and exported by `touxiang export-labels` for retraining.
+//! review store and exported by `touxiang export-labels` for retraining. With the exemplars on a
+//! Qdrant server that is unreachable, the point waits in the store's durable outbox
+//! (`exemplar: "queued"`) and reaches Qdrant when it answers again (see
+//! [`crate::vector_store`]).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -61,12 +64,35 @@ pub struct RegistryLookup {
     pub extra: Vec<Arc<Taxonomy>>,
 }
 
+impl RegistryLookup {
+    /// The taxonomy `id`: the registry's, else a loaded classifier's.
+    pub fn taxonomy(&self, id: &str) -> Option<Arc<Taxonomy>> {
+        self.registry
+            .get(id)
+            .or_else(|| self.extra.iter().find(|t| t.id() == id).cloned())
+    }
+
+    /// Every taxonomy known, by id.
+    pub fn all(&self) -> Vec<Arc<Taxonomy>> {
+        let mut v: Vec<Arc<Taxonomy>> = self
+            .registry
+            .ids()
+            .iter()
+            .filter_map(|id| self.registry.get(id))
+            .collect();
+        for t in &self.extra {
+            if !v.iter().any(|k| k.id() == t.id()) {
+                v.push(t.clone());
+            }
+        }
+        v.sort_by(|a, b| a.id().cmp(b.id()));
+        v
+    }
+}
+
 impl TaxonomyLookup for RegistryLookup {
     fn path(&self, taxonomy: &str, code: &str) -> Option<Vec<String>> {
-        let t = self
-            .registry
-            .get(taxonomy)
-            .or_else(|| self.extra.iter().find(|t| t.id() == taxonomy).cloned())?;
+        let t = self.taxonomy(taxonomy)?;
         let p: Vec<String> = t.path(code).iter().map(|n| n.code.clone()).collect();
         (!p.is_empty()).then_some(p)
     }
@@ -336,6 +362,9 @@ pub enum ExemplarStatus {
     NotFinal,
     /// Model or exemplar store unavailable; the label is durable in the review store only.
     Unavailable,
+    /// Embedded and durable in the exemplar store's outbox (`DATA_DIR/vectors/outbox.sqlite`)
+    /// while Qdrant is unreachable: applied, in order, as soon as it answers again.
+    Queued,
 }
 
 /// Active learning: embed a final label's text and upsert it into the exemplar store
@@ -374,6 +403,10 @@ pub async fn add_exemplar(s: &AppState, label: &FinalLabel) -> ExemplarStatus {
     };
     let point = reviewed_point(label, vector, engine.model_version());
     match store.upsert(vec![point]).await {
+        Ok(()) if store.pending_writes() > 0 => {
+            metrics::counter!("touxiang_review_exemplars_queued_total").increment(1);
+            ExemplarStatus::Queued
+        }
         Ok(()) => {
             metrics::counter!("touxiang_review_exemplars_added_total").increment(1);
             ExemplarStatus::Added

@@ -35,6 +35,7 @@
 //! `log2(effective) = log2(base) − enqueued_at/doubling_time + now/doubling_time`, the order
 //! is a time-independent key stored per item and indexed: a claim is one index probe.
 
+mod activity;
 mod agreement;
 mod integrity;
 mod load;
@@ -42,6 +43,7 @@ mod sampling;
 mod store;
 mod types;
 
+pub use activity::{FinalAgreement, ReviewerActivity};
 pub use agreement::{
     cohen_kappa, level_name, partial_credit, AgreementReport, CodeAgreement, LevelKappa,
     ReviewerAgreement,

@@ -539,7 +539,7 @@ impl ReviewStore {
 
     /// A separate read-only connection for long reads (export, reports) that must not block
     /// claims; WAL readers do not block the writer.
-    fn reader(&self) -> Result<Connection, ReviewError> {
+    pub(crate) fn reader(&self) -> Result<Connection, ReviewError> {
         let conn = Connection::open_with_flags(
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,

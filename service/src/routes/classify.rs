@@ -225,7 +225,7 @@ pub async fn classify(
     let opts = ClassifyOptions {
         top_k,
         show_neighbors: n_neighbors,
-        keywords: 5,
+        keywords: crate::keywords::KEYWORDS,
     };
     let classified = tm
         .classifier
@@ -236,9 +236,7 @@ pub async fn classify(
         metrics::counter!("touxiang_classify_decisions_total", "decision" => c.decision.as_str())
             .increment(1);
         let keywords = if c.keywords.is_empty() {
-            engine
-                .segmenter
-                .keywords(&touxiang_text::normalize(&it.text), 5)
+            crate::keywords::keywords(&engine.segmenter, &it.text)
         } else {
             c.keywords
         };

@@ -7,7 +7,11 @@
 //!   the answer; a final label is added to the exemplar store at once (active learning).
 //! * `POST /v1/review/{id}/skip` `{reviewer, reason}`, `POST /v1/review/{id}/release` `{reviewer}`.
 //! * `GET /v1/review/stats`, `GET /v1/review/{id}` (item + audit trail),
-//!   `GET /v1/review/agreement?taxonomy=` (double-review agreement with Cohen's kappa).
+//!   `GET /v1/review/agreement?taxonomy=` (double-review agreement with Cohen's kappa),
+//!   `GET /v1/review/me` (the reviewer's own figures, [`crate::routes::review_extra`]).
+//!
+//! A claimed item and the item view also carry `keywords`, the borrower fields and, at the
+//! adjudication stage, `earlier_labels` ([`crate::routes::review_extra`]).
 //!
 //! `reviewer` may be omitted when authenticating with a reviewer key (the key's name is the
 //! reviewer id); reviewer keys may act only as themselves, admin keys for anyone. Every store
@@ -31,6 +35,9 @@ use crate::auth::acting_reviewer;
 use crate::error::ApiError;
 use crate::extract::{parse_json, ApiJson};
 use crate::review::{add_exemplar, blocking, ExemplarStatus};
+use crate::routes::review_extra::{
+    borrower_fields, earlier_labels, extend_item_view, EarlierLabel,
+};
 use crate::routes::{check_max_chars, MAX_ID_CHARS};
 use crate::state::AppState;
 
@@ -48,6 +55,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/review/claim", post(claim))
         .route("/v1/review/stats", get(stats))
         .route("/v1/review/agreement", get(agreement))
+        .route("/v1/review/me", get(crate::routes::review_extra::me))
         .route("/v1/review/{review_id}", get(item))
         .route("/v1/review/{review_id}/label", post(label))
         .route("/v1/review/{review_id}/skip", post(skip))
@@ -113,6 +121,18 @@ pub struct ClaimResponse {
     pub reviewer: String,
     #[schema(value_type = String, format = DateTime)]
     pub lease_expires_at: DateTime<Utc>,
+    /// Keywords of the text, as `/v1/classify` returns them (for highlighting).
+    pub keywords: Vec<String>,
+    /// Borrower's registered name given at classify (also under `neighbors.borrower`).
+    pub borrower_name: Option<String>,
+    /// Borrower's business scope (经营范围) given at classify.
+    pub business_scope: Option<String>,
+    /// Industry code the customer manager declared (its name and whether it agreed with the
+    /// model are under `neighbors.borrower.declared`).
+    pub declared_industry: Option<String>,
+    /// Only at the adjudication stage: the two disagreeing labels (first and second review).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub earlier_labels: Option<Vec<EarlierLabel>>,
 }
 
 /// Lease the next item of a queue by priority.
@@ -132,35 +152,57 @@ pub async fn claim(
         .queue
         .unwrap_or_else(|| s.config().classify.review_queue.clone());
     let ctx = s.review()?;
+    let lookup = ctx.lookup(&s);
+    let segmenter = crate::keywords::engine_segmenter(&s);
     let t = std::time::Instant::now();
     let claimed = blocking(move || {
-        Ok(ctx
+        let Some(c) = ctx
             .store
-            .claim(&queue, &reviewer, ctx.lease_ttl, Utc::now())?)
+            .claim(&queue, &reviewer, ctx.lease_ttl, Utc::now())?
+        else {
+            return Ok(None);
+        };
+        let earlier = match c.stage {
+            Stage::Adjudication => {
+                let labels = ctx.store.labels(&c.review_id)?;
+                earlier_labels(c.stage, &c.taxonomy, &labels, &lookup)
+            }
+            _ => None,
+        };
+        let keywords = crate::keywords::keywords_or_shared(segmenter, &c.text);
+        Ok(Some((c, keywords, earlier)))
     })
     .await?;
     metrics::histogram!("touxiang_review_claim_seconds").record(t.elapsed().as_secs_f64());
     Ok(match claimed {
         None => StatusCode::NO_CONTENT.into_response(),
-        Some(c) => Json(ClaimResponse {
-            review_id: c.review_id,
-            queue: c.queue,
-            stage: c.stage,
-            text: c.text,
-            taxonomy: c.taxonomy,
-            external_id: c.external_id,
-            amount: c.amount,
-            uncertainty: c.uncertainty,
-            reason: c.reason.as_str().to_string(),
-            suggestions: c.suggestions,
-            neighbors: c.neighbors,
-            model_version: c.model_version,
-            enqueued_at: c.enqueued_at,
-            priority: c.priority,
-            reviewer: c.reviewer,
-            lease_expires_at: c.lease_expires_at,
-        })
-        .into_response(),
+        Some((c, keywords, earlier_labels)) => {
+            let (borrower_name, business_scope, declared_industry) = borrower_fields(&c.neighbors);
+            Json(ClaimResponse {
+                review_id: c.review_id,
+                queue: c.queue,
+                stage: c.stage,
+                text: c.text,
+                taxonomy: c.taxonomy,
+                external_id: c.external_id,
+                amount: c.amount,
+                uncertainty: c.uncertainty,
+                reason: c.reason.as_str().to_string(),
+                suggestions: c.suggestions,
+                neighbors: c.neighbors,
+                model_version: c.model_version,
+                enqueued_at: c.enqueued_at,
+                priority: c.priority,
+                reviewer: c.reviewer,
+                lease_expires_at: c.lease_expires_at,
+                keywords,
+                borrower_name,
+                business_scope,
+                declared_industry,
+                earlier_labels,
+            })
+            .into_response()
+        }
     })
 }
 
@@ -347,17 +389,23 @@ pub async fn stats(State(s): State<AppState>) -> Result<Json<serde_json::Value>,
 /// One item with its labels and audit trail.
 #[utoipa::path(get, path = "/v1/review/{review_id}", tag = "review",
     params(("review_id" = String, Path)), security(("bearer" = [])),
-    responses((status = 200, description = "`{item: {review_id, state, stage, text, labels, final_label, …}, audit: [{seq, at, actor, action, detail, previous}]}`", body = Object),
+    responses((status = 200, description = "`{item: {review_id, state, stage, text, labels: [{stage, reviewer, code, comment, labeled_at}], final_label, suggestions, neighbors, …, keywords, borrower_name, business_scope, declared_industry, earlier_labels (adjudication stage only: [{reviewer, code, name, comment, at, stage}])}, audit: [{seq, at, actor, action, detail, previous}]}`", body = Object),
         (status = 404, body = crate::error::ErrorBody)))]
 pub async fn item(
     State(s): State<AppState>,
     Path(review_id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let ctx = s.review()?;
+    let lookup = ctx.lookup(&s);
+    let segmenter = crate::keywords::engine_segmenter(&s);
     let (item, audit) = blocking(move || {
         let item = ctx.store.get(&review_id, Utc::now())?;
         let audit = ctx.store.audit(&review_id)?;
-        Ok((item, audit))
+        let keywords = crate::keywords::keywords_or_shared(segmenter, &item.text);
+        let earlier = earlier_labels(item.stage, &item.taxonomy, &item.labels, &lookup);
+        let mut v = serde_json::to_value(&item).map_err(|e| ApiError::Internal(e.to_string()))?;
+        extend_item_view(&mut v, keywords, earlier);
+        Ok((v, audit))
     })
     .await?;
     Ok(Json(serde_json::json!({"item": item, "audit": audit})))
