@@ -18,9 +18,11 @@ pub async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
 /// body says how far seeding the neighbour store is: `exemplars.seeded` of `exemplars.total`
 /// (summed over taxonomies, per taxonomy under `exemplars.taxonomies`); until a taxonomy's
 /// exemplars are all in, its classifications use the heads-only calibration
-/// (`neighbors_ready: false`).
+/// (`neighbors_ready: false`). `store` tells which exemplar store serves (`embedded` or `qdrant`),
+/// whether it answers now and how many writes wait in its outbox: while Qdrant is down the
+/// service stays ready (200) and classifies without neighbours (`neighbors_available: false`).
 #[utoipa::path(get, path = "/readyz", tag = "ops", responses(
-    (status = 200, description = "ready; e.g. `{\"status\":\"ready\",\"exemplars\":{\"seeded\":12000,\"total\":58208,\"taxonomies\":{\"gbt4754-2017\":{\"seeded\":12000,\"total\":58208,\"neighbors_ready\":false}}}}`"),
+    (status = 200, description = "ready; e.g. `{\"status\":\"ready\",\"exemplars\":{\"seeded\":12000,\"total\":58208,\"taxonomies\":{\"gbt4754-2017\":{\"seeded\":12000,\"total\":58208,\"neighbors_ready\":false}}},\"store\":{\"backend\":\"qdrant\",\"reachable\":false,\"pending_writes\":3}}`: `store` is a `StoreStatus`"),
     (status = 503, description = "still loading", body = crate::error::ErrorBody)))]
 pub async fn readyz(State(s): State<AppState>) -> axum::response::Response {
     match s.engine() {
@@ -40,9 +42,11 @@ pub async fn readyz(State(s): State<AppState>) -> axum::response::Response {
                     json!({"seeded": s, "total": t, "neighbors_ready": ready}),
                 );
             }
+            let store = crate::vector_store::status(&s).await;
             Json(json!({
                 "status": "ready",
                 "exemplars": {"seeded": seeded, "total": total, "taxonomies": by_tax},
+                "store": store,
             }))
             .into_response()
         }
@@ -50,13 +54,16 @@ pub async fn readyz(State(s): State<AppState>) -> axum::response::Response {
     }
 }
 
-/// Prometheus text exposition. Needs a key with permission `metrics` (analyst and admin keys;
+/// Prometheus text exposition (with `touxiang_vector_store_reachable{backend}` and
+/// `touxiang_vector_outbox_pending` checked at each scrape). Needs a key with permission `metrics` (analyst and admin keys;
 /// see `touxiang::auth::ROUTES`), unless the server runs with `--insecure-no-auth`.
 #[utoipa::path(get, path = "/metrics", tag = "ops", security(("bearer" = [])),
     responses((status = 200, description = "Prometheus text", content_type = "text/plain"),
         (status = 401, description = "Missing or unknown API key", body = crate::error::ErrorBody),
         (status = 403, description = "The key's role lacks permission `metrics` (only analyst and admin keys hold it)", body = crate::error::ErrorBody)))]
 pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+    // sets the store gauges (nothing while the engine is loading)
+    let _ = crate::vector_store::status(&s).await;
     let body = s
         .inner
         .metrics

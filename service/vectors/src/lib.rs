@@ -233,6 +233,12 @@ pub trait VectorStore: Send + Sync {
     async fn count(&self, filter: &Filter) -> Result<u64>;
     /// Health report; `Err` only when the report itself cannot be produced.
     async fn health(&self) -> Result<Health>;
+    /// Writes accepted (durable) but not yet applied by the backend: the depth of
+    /// [`ResilientStore`]'s outbox, 0 for stores that apply writes before they return. Cheap:
+    /// never contacts the backend.
+    fn pending_writes(&self) -> u64 {
+        0
+    }
 }
 
 /// Stable point id: the first 128 bits of SHA-256 over `taxonomy`, `source` and `text`

@@ -1,6 +1,7 @@
 //! Qdrant server backend (gRPC through `qdrant-client`).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -73,7 +74,9 @@ const ID_KEY: &str = "point_id";
 pub struct QdrantStore {
     cfg: QdrantConfig,
     client: Qdrant,
-    ready: OnceCell<()>,
+    /// Set once the collection is known to exist; replaced by an empty cell when the server
+    /// says it does not (deleted behind our back), so the next call creates it again.
+    ready: parking_lot::Mutex<Arc<OnceCell<()>>>,
 }
 
 impl QdrantStore {
@@ -98,7 +101,7 @@ impl QdrantStore {
         Ok(Self {
             cfg,
             client,
-            ready: OnceCell::new(),
+            ready: parking_lot::Mutex::new(Arc::new(OnceCell::new())),
         })
     }
 
@@ -108,40 +111,86 @@ impl QdrantStore {
     }
 
     /// Creates the collection (cosine, `dim`) and the keyword payload indexes if missing.
-    /// Called lazily by every operation until it succeeds once.
+    /// Called lazily by every operation until it succeeds once (and again after the server
+    /// answered "not found", e.g. when the collection was deleted).
     pub async fn ensure_collection(&self) -> Result<()> {
-        self.ready
-            .get_or_try_init(|| async {
-                let name = &self.cfg.collection;
-                let exists = self.call(self.client.collection_exists(name)).await?;
-                if !exists {
-                    let created = self
-                        .call(self.client.create_collection(
-                            CreateCollectionBuilder::new(name).vectors_config(
-                                VectorParamsBuilder::new(self.cfg.dim as u64, Distance::Cosine),
-                            ),
-                        ))
-                        .await;
-                    // Another process may have created it in between.
-                    if let Err(e) = created {
-                        if !self.call(self.client.collection_exists(name)).await? {
-                            return Err(e);
-                        }
+        let cell = self.ready.lock().clone();
+        cell.get_or_try_init(|| async {
+            let name = &self.cfg.collection;
+            let exists = self.call(self.client.collection_exists(name)).await?;
+            if !exists {
+                let created = self
+                    .call(self.client.create_collection(
+                        CreateCollectionBuilder::new(name).vectors_config(
+                            VectorParamsBuilder::new(self.cfg.dim as u64, Distance::Cosine),
+                        ),
+                    ))
+                    .await;
+                // Another process may have created it in between.
+                if let Err(e) = created {
+                    if !self.call(self.client.collection_exists(name)).await? {
+                        return Err(e);
                     }
                 }
-                for field in INDEXED {
-                    self.call(
-                        self.client.create_field_index(
-                            CreateFieldIndexCollectionBuilder::new(name, field, FieldType::Keyword)
-                                .wait(true),
-                        ),
-                    )
-                    .await?;
-                }
+            }
+            self.check_vector_params().await?;
+            for field in INDEXED {
+                self.call(
+                    self.client.create_field_index(
+                        CreateFieldIndexCollectionBuilder::new(name, field, FieldType::Keyword)
+                            .wait(true),
+                    ),
+                )
+                .await?;
+            }
+            Ok(())
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Deletes the whole collection (tests, decommissioning); a missing one is not an error.
+    /// The next write creates it again.
+    pub async fn delete_collection(&self) -> Result<()> {
+        self.call(self.client.delete_collection(self.cfg.collection.as_str()))
+            .await?;
+        Ok(())
+    }
+
+    /// An existing collection must hold one unnamed cosine vector of `dim`: points of another
+    /// encoder (or another application's collection) are refused with a clear error instead of
+    /// failing every write.
+    async fn check_vector_params(&self) -> Result<()> {
+        use qdrant_client::qdrant::vectors_config::Config as VConfig;
+        let name = &self.cfg.collection;
+        let info = self
+            .call(self.client.collection_info(name.as_str()))
+            .await?;
+        let params = info
+            .result
+            .and_then(|i| i.config)
+            .and_then(|c| c.params)
+            .and_then(|p| p.vectors_config)
+            .and_then(|v| v.config);
+        match params {
+            Some(VConfig::Params(p))
+                if p.size == self.cfg.dim as u64 && p.distance == Distance::Cosine as i32 =>
+            {
                 Ok(())
-            })
-            .await
-            .map(|_| ())
+            }
+            Some(VConfig::Params(p)) => Err(VectorError::Backend(format!(
+                "qdrant collection `{name}` holds vectors of size {} ({:?} distance); touxiang \
+                 needs size {} with cosine distance: choose another qdrant.collection",
+                p.size,
+                Distance::try_from(p.distance).unwrap_or(Distance::UnknownDistance),
+                self.cfg.dim
+            ))),
+            _ => Err(VectorError::Backend(format!(
+                "qdrant collection `{name}` has named vectors or no vector parameters; touxiang \
+                 needs one unnamed vector of size {}: choose another qdrant.collection",
+                self.cfg.dim
+            ))),
+        }
     }
 
     async fn call<T>(
@@ -153,7 +202,14 @@ impl QdrantStore {
                 "qdrant at {} did not answer within {:?}",
                 self.cfg.url, self.cfg.timeout
             ))),
-            Ok(r) => r.map_err(map_err),
+            Ok(r) => r.map_err(|e| {
+                if matches!(&e, QdrantError::ResponseError { status }
+                    if status.code() == tonic::Code::NotFound)
+                {
+                    *self.ready.lock() = Arc::new(OnceCell::new());
+                }
+                map_err(e)
+            }),
         }
     }
 }

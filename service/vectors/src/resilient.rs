@@ -48,6 +48,12 @@ impl ResilientConfig {
     }
 }
 
+/// Most points (upserts) or ids (deletes) sent to the backend in one request: a write is stored
+/// as outbox entries of at most this many, and queued entries are merged up to it, so a backlog
+/// (or a seeding batch of thousands of points) never becomes one request beyond the server's
+/// message limit or the write timeout, which would be retried forever.
+const MAX_BATCH: usize = 256;
+
 /// One queued write.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -76,7 +82,8 @@ struct Shared<S> {
 ///   [`ResilientConfig::circuit_open_for`] and reads fail at once.
 /// - `upsert`/`delete` are validated, appended to a durable SQLite outbox
 ///   (`DIR/outbox.sqlite`, `synchronous=FULL`) and then applied in order (one writer, oldest
-///   first, so order per id is preserved). `Ok` means durable in the outbox; when the backend
+///   first, so order per id is preserved; at most 256 points or ids per request, queued entries
+///   merged up to that). `Ok` means durable in the outbox; when the backend
 ///   is up and the backlog small the write is also applied before the call returns (so the
 ///   next search sees it), otherwise a background task retries with exponential backoff until
 ///   acknowledged. A restart replays the outbox. Queued writes are not visible to `search`
@@ -136,7 +143,8 @@ impl<S: VectorStore + 'static> ResilientStore<S> {
         &self.shared.inner
     }
 
-    /// Writes queued but not yet acknowledged by the backend.
+    /// Outbox entries not yet acknowledged by the backend (a write is stored as entries of at
+    /// most 256 points or ids).
     pub fn pending_writes(&self) -> u64 {
         self.shared.pending.load(Ordering::SeqCst)
     }
@@ -159,16 +167,26 @@ impl<S: VectorStore + 'static> ResilientStore<S> {
         true
     }
 
-    async fn enqueue(&self, op: Op) -> Result<()> {
-        let body = serde_json::to_string(&op)
+    /// Appends `ops` to the outbox in one transaction (all or none are durable).
+    async fn enqueue(&self, ops: Vec<Op>) -> Result<()> {
+        let bodies = ops
+            .iter()
+            .map(serde_json::to_string)
+            .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| VectorError::Storage(format!("encode outbox entry: {e}")))?;
         let sh = self.shared.clone();
         tokio::task::spawn_blocking(move || -> Result<()> {
-            sh.db.lock().execute(
-                "INSERT INTO ops(body, enqueued_at) VALUES (?1, ?2)",
-                params![body, chrono::Utc::now().to_rfc3339()],
-            )?;
-            sh.pending.fetch_add(1, Ordering::SeqCst);
+            let mut db = sh.db.lock();
+            let tx = db.transaction()?;
+            let now = chrono::Utc::now().to_rfc3339();
+            for body in &bodies {
+                tx.execute(
+                    "INSERT INTO ops(body, enqueued_at) VALUES (?1, ?2)",
+                    params![body, now],
+                )?;
+            }
+            tx.commit()?;
+            sh.pending.fetch_add(bodies.len() as u64, Ordering::SeqCst);
             Ok(())
         })
         .await
@@ -312,11 +330,15 @@ impl<S: VectorStore + 'static> Shared<S> {
                 .map_err(|e| VectorError::Corrupt(format!("outbox entry {seq}: {e}")))?;
             match (&mut merged, op) {
                 (None, op) => merged = Some((seq, seq, op)),
-                (Some((_, last, Op::Upsert { points })), Op::Upsert { points: more }) => {
+                (Some((_, last, Op::Upsert { points })), Op::Upsert { points: more })
+                    if points.len() + more.len() <= MAX_BATCH =>
+                {
                     points.extend(more);
                     *last = seq;
                 }
-                (Some((_, last, Op::Delete { ids })), Op::Delete { ids: more }) => {
+                (Some((_, last, Op::Delete { ids })), Op::Delete { ids: more })
+                    if ids.len() + more.len() <= MAX_BATCH =>
+                {
                     ids.extend(more);
                     *last = seq;
                 }
@@ -381,7 +403,11 @@ impl<S: VectorStore + 'static> VectorStore for ResilientStore<S> {
         if points.is_empty() {
             return Ok(());
         }
-        self.enqueue(Op::Upsert { points }).await
+        let ops = points
+            .chunks(MAX_BATCH)
+            .map(|c| Op::Upsert { points: c.to_vec() })
+            .collect();
+        self.enqueue(ops).await
     }
 
     async fn search(&self, query: &[f32], k: usize, filter: &Filter) -> Result<Vec<Hit>> {
@@ -394,12 +420,20 @@ impl<S: VectorStore + 'static> VectorStore for ResilientStore<S> {
         if ids.is_empty() {
             return Ok(());
         }
-        self.enqueue(Op::Delete { ids }).await
+        let ops = ids
+            .chunks(MAX_BATCH)
+            .map(|c| Op::Delete { ids: c.to_vec() })
+            .collect();
+        self.enqueue(ops).await
     }
 
     async fn count(&self, filter: &Filter) -> Result<u64> {
         self.guarded_read("count", self.shared.inner.count(filter))
             .await
+    }
+
+    fn pending_writes(&self) -> u64 {
+        self.shared.pending.load(Ordering::SeqCst)
     }
 
     async fn health(&self) -> Result<Health> {

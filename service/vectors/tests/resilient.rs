@@ -21,6 +21,8 @@ struct Flaky {
     fail_writes: Arc<AtomicUsize>,
     write_attempts: Arc<AtomicUsize>,
     hang: Arc<AtomicBool>,
+    /// Largest upsert request seen.
+    max_batch: Arc<AtomicUsize>,
 }
 
 impl Flaky {
@@ -30,6 +32,7 @@ impl Flaky {
             fail_writes: Arc::new(AtomicUsize::new(fail_writes)),
             write_attempts: Arc::new(AtomicUsize::new(0)),
             hang: Arc::new(AtomicBool::new(false)),
+            max_batch: Arc::new(AtomicUsize::new(0)),
         }
     }
     fn gate(&self) -> Result<()> {
@@ -46,6 +49,7 @@ impl Flaky {
 #[async_trait]
 impl VectorStore for Flaky {
     async fn upsert(&self, points: Vec<Point>) -> Result<()> {
+        self.max_batch.fetch_max(points.len(), Ordering::SeqCst);
         self.gate()?;
         self.inner.upsert(points).await
     }
@@ -202,4 +206,27 @@ async fn hanging_backend_makes_search_fail_fast() {
         store.search(&p.vector, 1, &Filter::all()).await.unwrap()[0].id,
         "a"
     );
+}
+
+/// A seeding-sized write (and a backlog of them) reaches the backend in requests of at most 256
+/// points, all of them, in order.
+#[tokio::test]
+async fn large_writes_and_backlogs_are_sent_in_bounded_batches() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pts: Vec<Point> = (0..700)
+        .map(|i| point(&format!("p{i}"), unit_vector(DIM, i), "6291", "seed"))
+        .collect();
+    {
+        let down = Flaky::new(&tmp.path().join("db-down"), usize::MAX);
+        let store = ResilientStore::open(down, cfg(tmp.path())).unwrap();
+        store.upsert(pts[..600].to_vec()).await.unwrap();
+        store.upsert(pts[600..].to_vec()).await.unwrap();
+        assert_eq!(store.pending_writes(), 4, "600 points = 3 entries, then 1");
+    }
+    let up = Flaky::new(&tmp.path().join("db-up"), 0);
+    let store = ResilientStore::open(up.clone(), cfg(tmp.path())).unwrap();
+    assert!(store.flush(Duration::from_secs(20)).await);
+    assert_eq!(up.inner.count(&Filter::all()).await.unwrap(), 700);
+    let max = up.max_batch.load(Ordering::SeqCst);
+    assert!(max > 0 && max <= 256, "largest request {max} points");
 }
