@@ -26,6 +26,10 @@ pub fn check_stores(state: &AppState) -> anyhow::Result<()> {
             .store()
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
+    if dir.join(touxiang_flow::store::STORE_FILE).exists() {
+        // opened once and kept for the routes
+        crate::routes::flow::flow_store(state).map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
     touxiang_vectors::check_store_files(&dir.join("vectors"))
         .with_context(|| format!("checking the exemplar store under {}", dir.display()))?;
     let cache = dir.join(CACHE_FILE);

@@ -89,6 +89,14 @@ pub struct AlertsResponse {
     /// words what rose, by how much, against which baseline, with the test and its p-value.
     #[schema(value_type = Vec<Object>)]
     pub alerts: Vec<serde_json::Value>,
+    /// Fund-flow warnings (null when the data dir has no payments or relations):
+    /// `{diversions: [{loan_id, borrower, kinds: ["restricted_use"|"round_trip"], amount,
+    /// mismatch_score, reason}], circle_warnings: [{circle_id, members, overdue_members,
+    /// total_exposure, overdue_exposure, exposure_at_risk, contagion_exposure, reason}],
+    /// loans_checked, truncated}` — see `GET /v1/loans/{loan_id}/flow` and
+    /// `GET /v1/graph/circles`.
+    #[schema(value_type = Option<Object>)]
+    pub flow: Option<serde_json::Value>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -429,7 +437,9 @@ pub async fn alerts(
     let by = query.by.iter().map(|d| d.as_str().to_string()).collect();
     let store = store(&s)?;
     let list = blocking(move || Ok(store.alerts(&query)?)).await?;
+    let flow = crate::routes::flow::flow_alerts(&s, &portfolio).await?;
     Ok(Json(AlertsResponse {
+        flow,
         portfolio,
         by,
         alerts: list

@@ -1,0 +1,211 @@
+//! `POST /v1/portfolios/{name}/payments` and `POST /v1/portfolios/{name}/relations` (part of
+//! [`super`]): the body is spooled to disk as loan uploads are
+//! ([`crate::routes::portfolio::spool_upload`]) and ingested in one transaction.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use touxiang_flow::{IngestOptions, IngestSummary, Input};
+use touxiang_portfolio::InputFormat;
+
+use super::{flow_store, payee_labeler, FlowIngestSummary};
+use crate::config::Limits;
+use crate::error::ApiError;
+use crate::routes::portfolio::{name, params, parse_mode, spool_upload, take, Params};
+use crate::state::AppState;
+
+/// The upload routes: bodies up to `limits.max_upload_bytes`, under the upload timeout.
+pub fn upload_router(limits: &Limits) -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/portfolios/{name}/payments",
+            post(upload_payments).layer(DefaultBodyLimit::max(limits.max_upload_bytes)),
+        )
+        .route(
+            "/v1/portfolios/{name}/relations",
+            post(upload_relations).layer(DefaultBodyLimit::max(limits.max_upload_bytes)),
+        )
+}
+
+struct UploadParams {
+    opts: IngestOptions,
+    format: Option<InputFormat>,
+    label: bool,
+}
+
+fn upload_params(mut p: Params, with_label: bool) -> Result<UploadParams, ApiError> {
+    let mut opts = IngestOptions::default();
+    if let Some(m) = take(&mut p, "mode")? {
+        opts.mode = parse_mode(&m).ok_or_else(|| {
+            ApiError::invalid(
+                "mode",
+                format!("{m:?} is not all-or-nothing or commit-valid"),
+            )
+        })?;
+    }
+    opts.sheet = take(&mut p, "sheet")?;
+    let format = match take(&mut p, "format")? {
+        None => None,
+        Some(f) => Some(InputFormat::parse(&f).ok_or_else(|| {
+            ApiError::invalid("format", format!("{f:?} is not csv, xlsx or jsonl"))
+        })?),
+    };
+    let label = if with_label {
+        match take(&mut p, "label")?.as_deref().map(str::trim) {
+            None | Some("true") | Some("1") => true,
+            Some("false") | Some("0") => false,
+            Some(v) => {
+                return Err(ApiError::invalid(
+                    "label",
+                    format!("{v:?} is not true or false"),
+                ))
+            }
+        }
+    } else {
+        false
+    };
+    if let Some((k, _)) = p.first() {
+        let allowed = if with_label {
+            "mode, format, sheet, label"
+        } else {
+            "mode, format, sheet"
+        };
+        return Err(ApiError::invalid(
+            k.clone(),
+            format!("unknown query parameter `{k}` ({allowed})"),
+        ));
+    }
+    Ok(UploadParams {
+        opts,
+        format,
+        label,
+    })
+}
+
+/// 200 with the summary when committed; 422 with the summary plus `error` when nothing was
+/// committed because rows were rejected (all-or-nothing).
+fn summary_response(s: IngestSummary) -> Response {
+    if s.committed || s.rejected_total == 0 {
+        return (StatusCode::OK, Json(s)).into_response();
+    }
+    let first = s.rejected.first();
+    let mut v = serde_json::to_value(&s).unwrap_or_default();
+    v["error"] = serde_json::json!({
+        "code": "rows_rejected",
+        "message": format!(
+            "{} row problem(s) in {} row(s); nothing was written (all-or-nothing).{}",
+            s.rejected_total,
+            s.rejected_rows,
+            first.map(|f| format!(" First: row {}, {}: {}", f.row, f.field, f.reason)).unwrap_or_default()
+        ),
+        "field": first.map(|f| format!("rows[{}].{}", f.row, f.field)),
+    });
+    (StatusCode::UNPROCESSABLE_ENTITY, Json(v)).into_response()
+}
+
+async fn ingest(
+    s: AppState,
+    portfolio: String,
+    q: Result<Query<Params>, QueryRejection>,
+    req: Request,
+    payments: bool,
+) -> Result<Response, ApiError> {
+    name::validate(&portfolio)?;
+    let up = upload_params(params(q)?, payments)?;
+    let (spool, format, file_name) = spool_upload(&s, req, up.format).await?;
+    let store = flow_store(&s)?;
+    let labeler = (payments && up.label).then(|| payee_labeler(&s)).flatten();
+    let mut opts = up.opts;
+    opts.source_name = Some(file_name.unwrap_or_else(|| "http upload".into()));
+    opts.max_reported_row_errors = Some(s.config().limits.max_reported_row_errors);
+    let res = tokio::task::spawn_blocking(move || {
+        let input = Input::File(&spool.path, Some(format));
+        let mut r = if payments {
+            store.ingest_payments(&portfolio, input, &opts)
+        } else {
+            store.ingest_relations(&portfolio, input, &opts)
+        }?;
+        drop(spool);
+        if let (true, Some(l)) = (r.committed, labeler) {
+            r.payees_labeled = Some(store.label_payees(&portfolio, l.as_ref())?);
+        }
+        Ok::<_, touxiang_flow::FlowError>(r)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("worker failed: {e}")))??;
+    Ok(summary_response(res))
+}
+
+/// Upload payment records (disbursements and payments out of a loan account) into a portfolio.
+///
+/// Columns `payment_id, loan_id, payee_name, payee_account, amount, paid_at, memo, channel`
+/// (CSV header, JSON keys or the first XLSX row; other columns are kept as attributes).
+/// Required: `payment_id, loan_id, payee_name, amount, paid_at`. Each bad row is a row error
+/// `{row, field, reason}`: `loan_id` not a loan of the portfolio, `amount` not > 0, `paid_at`
+/// not `YYYY-MM-DD[ HH:MM:SS]`, `channel` not 受托支付 / 自主支付 / other, `payment_id` twice
+/// or already stored. The file is one transaction: `all-or-nothing` (default) writes nothing
+/// when any row is rejected (422, the summary plus `error`), `commit-valid` writes the valid rows
+/// (200). After a commit the new payees are classified (GB/T 4754 from the name; people
+/// recognised as individuals), unless `label=false` or the classifier is still loading
+/// (`payees_labeled` null: they are then classified when a flow is first asked for).
+#[utoipa::path(post, path = "/v1/portfolios/{name}/payments", tag = "flow",
+    security(("bearer" = [])),
+    params(
+        ("name" = String, Path, description = "Portfolio name (must exist: loans are ingested first)"),
+        ("mode" = Option<crate::routes::portfolio::IngestModeParam>, Query, description = "`all-or-nothing` (default) or `commit-valid`"),
+        ("format" = Option<String>, Query, description = "csv | xlsx | jsonl (default: from the Content-Type or file name)"),
+        ("sheet" = Option<String>, Query, description = "XLSX sheet (default: the first)"),
+        ("label" = Option<bool>, Query, description = "Classify the new payees after the commit (default true)"),
+    ),
+    request_body(description = "The payment file: multipart/form-data with a `file` part, or the raw body as text/csv, application/x-ndjson or the XLSX type",
+        content_type = "text/csv", content = String),
+    responses(
+        (status = 200, description = "Committed (commit-valid may list left-out rows)", body = FlowIngestSummary),
+        (status = 400, description = "Unreadable file", body = crate::error::ErrorBody),
+        (status = 404, description = "Unknown portfolio", body = crate::error::ErrorBody),
+        (status = 413, description = "Upload over the limit", body = crate::error::ErrorBody),
+        (status = 415, description = "Unknown file format", body = crate::error::ErrorBody),
+        (status = 422, description = "A bad parameter or missing column; or, in all-or-nothing mode, rejected rows: then the body also carries every summary field beside `error`", body = crate::error::ErrorBody)))]
+pub async fn upload_payments(
+    State(s): State<AppState>,
+    Path(portfolio): Path<String>,
+    q: Result<Query<Params>, QueryRejection>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    ingest(s, portfolio, q, req, true).await
+}
+
+/// Upload relations between the portfolio's borrowers: columns `from, to, kind`.
+///
+/// `from` and `to` name borrowers by `borrower_id` (a loan column) or `borrower_name`; `kind`
+/// is `guarantee` (`from` guarantees `to`), `control` or `supply-chain` (Chinese synonyms 担保,
+/// 控制, 供应链 accepted). Row errors: an endpoint that is no borrower of the portfolio, a
+/// relation of a borrower with itself, an unknown kind, the same relation twice. Modes and
+/// statuses as for payments.
+#[utoipa::path(post, path = "/v1/portfolios/{name}/relations", tag = "flow",
+    security(("bearer" = [])),
+    params(
+        ("name" = String, Path, description = "Portfolio name (must exist)"),
+        ("mode" = Option<crate::routes::portfolio::IngestModeParam>, Query, description = "`all-or-nothing` (default) or `commit-valid`"),
+        ("format" = Option<String>, Query, description = "csv | xlsx | jsonl"),
+        ("sheet" = Option<String>, Query, description = "XLSX sheet (default: the first)"),
+    ),
+    request_body(description = "The relation file (as for payments)", content_type = "text/csv", content = String),
+    responses(
+        (status = 200, description = "Committed", body = FlowIngestSummary),
+        (status = 400, description = "Unreadable file", body = crate::error::ErrorBody),
+        (status = 404, description = "Unknown portfolio", body = crate::error::ErrorBody),
+        (status = 413, description = "Upload over the limit", body = crate::error::ErrorBody),
+        (status = 415, description = "Unknown file format", body = crate::error::ErrorBody),
+        (status = 422, description = "Bad parameter, missing column, or rejected rows (all-or-nothing)", body = crate::error::ErrorBody)))]
+pub async fn upload_relations(
+    State(s): State<AppState>,
+    Path(portfolio): Path<String>,
+    q: Result<Query<Params>, QueryRejection>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    ingest(s, portfolio, q, req, false).await
+}
