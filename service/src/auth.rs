@@ -30,6 +30,8 @@ pub enum Access {
     Open,
     /// A key whose role holds this permission.
     Needs(Permission),
+    /// Any valid key, whatever its role (who am I, taxonomy look-ups).
+    AnyKey,
 }
 
 /// The route → permission table: `(method, path pattern, access)`, first match wins.
@@ -37,16 +39,21 @@ pub enum Access {
 /// Method `*` matches any method (`HEAD` is treated as `GET`). Pattern segments: a literal, `*`
 /// for exactly one segment (an id), or a final `**` for the prefix itself and anything below.
 pub const ROUTES: &[(&str, &str, Access)] = {
-    use Access::{Needs, Open};
+    use Access::{AnyKey, Needs, Open};
     use Permission as P;
     &[
         ("GET", "/healthz", Open),
         ("GET", "/readyz", Open),
         ("GET", "/openapi.json", Open),
         ("GET", "/docs/**", Open),
+        // The browser pages ask for a key themselves; every API call they make is checked.
+        ("GET", "/ui/**", Open),
         ("GET", "/metrics", Needs(P::Metrics)),
         ("POST", "/v1/embed", Needs(P::Embed)),
         ("POST", "/v1/classify", Needs(P::Classify)),
+        // Who the caller is, and the taxonomies (list and search): any valid key.
+        ("GET", "/v1/whoami", AnyKey),
+        ("GET", "/v1/taxonomies/**", AnyKey),
         // Review: stats and reports first, then the reviewer's own work.
         ("GET", "/v1/review/stats", Needs(P::ReviewStats)),
         ("GET", "/v1/review/agreement", Needs(P::ReviewReports)),
@@ -58,6 +65,10 @@ pub const ROUTES: &[(&str, &str, Access)] = {
         ("GET", "/v1/concentration", Needs(P::Aggregate)),
         ("GET", "/v1/scores", Needs(P::Aggregate)),
         ("GET", "/v1/alerts", Needs(P::Aggregate)),
+        // Fund flow and the borrower graph are read-outs like the aggregates; payment and
+        // relation uploads fall under `/v1/portfolios/**` above (PortfolioWrite).
+        ("GET", "/v1/loans/*/flow", Needs(P::Aggregate)),
+        ("GET", "/v1/graph/**", Needs(P::Aggregate)),
         // Batch jobs: reading status and outputs is an export; starting/cancelling is a write.
         ("GET", "/v1/jobs/**", Needs(P::Export)),
         ("*", "/v1/jobs/**", Needs(P::PortfolioWrite)),
@@ -143,6 +154,7 @@ pub async fn require(State(s): State<AppState>, mut req: Request, next: Next) ->
     };
     let ok = match access {
         Some(Access::Needs(p)) => allowed(principal.role, p),
+        Some(Access::AnyKey) => true,
         // Default deny: a route missing from the table is for admins only.
         _ => principal.role == Role::Admin,
     };
@@ -159,8 +171,76 @@ pub async fn require(State(s): State<AppState>, mut req: Request, next: Next) ->
         ))
         .into_response();
     }
+    let limit = s.config().limits.max_in_flight_per_key;
+    let _permit = match s.inner.in_flight.try_acquire(&principal.key_id, limit) {
+        Ok(p) => p,
+        Err(n) => {
+            metrics::counter!("touxiang_key_limit_refusals_total").increment(1);
+            return ApiError::Overloaded {
+                message: format!(
+                    "key `{}` already has {n} requests in flight (limit {limit}): wait for some to finish",
+                    principal.name
+                ),
+                retry_after_secs: 1,
+            }
+            .into_response();
+        }
+    };
     req.extensions_mut().insert(principal);
     next.run(req).await
+}
+
+/// Requests in flight per API key: a permit is taken when a call is authorised and given back
+/// when its response starts (or the client goes away). Keys are few (one per client system
+/// or person), so one mutex-guarded map of counters is enough; an entry is dropped when its
+/// count returns to 0, so the map holds only keys with calls in flight.
+#[derive(Default)]
+pub struct KeyLimiter {
+    counts: Arc<Mutex<std::collections::HashMap<String, usize>>>,
+}
+
+/// A request's place in [`KeyLimiter`]; released on drop.
+pub struct KeyPermit {
+    counts: Arc<Mutex<std::collections::HashMap<String, usize>>>,
+    key: String,
+}
+
+impl KeyLimiter {
+    /// Take a permit for `key` unless it already holds `limit` (0 = unlimited); `Err` carries
+    /// the number in flight.
+    pub fn try_acquire(&self, key: &str, limit: usize) -> Result<Option<KeyPermit>, usize> {
+        if limit == 0 {
+            return Ok(None);
+        }
+        let mut m = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let n = m.entry(key.to_string()).or_insert(0);
+        if *n >= limit {
+            return Err(*n);
+        }
+        *n += 1;
+        Ok(Some(KeyPermit {
+            counts: self.counts.clone(),
+            key: key.to_string(),
+        }))
+    }
+
+    /// Requests in flight for `key`.
+    pub fn in_flight(&self, key: &str) -> usize {
+        let m = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        m.get(key).copied().unwrap_or(0)
+    }
+}
+
+impl Drop for KeyPermit {
+    fn drop(&mut self) {
+        let mut m = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = m.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.key);
+            }
+        }
+    }
 }
 
 /// Reviewer checks for the review routes: with authentication on, the caller must be allowed to
@@ -307,6 +387,14 @@ mod tests {
             access_for(&Method::PUT, "/v1/admin/settings"),
             Some(Access::Needs(P::Settings))
         );
+        assert_eq!(get("/v1/whoami"), Some(Access::AnyKey));
+        assert_eq!(get("/v1/taxonomies"), Some(Access::AnyKey));
+        assert_eq!(
+            get("/v1/taxonomies/gbt4754-2017/search"),
+            Some(Access::AnyKey)
+        );
+        assert_eq!(post("/v1/taxonomies"), None);
+        assert_eq!(get("/v1/review/me"), Some(Access::Needs(P::ReviewWork)));
         assert_eq!(get("/v1/nothing"), None);
     }
 

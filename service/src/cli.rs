@@ -57,6 +57,10 @@ pub enum Cmd {
         /// Switch authentication off (local use only).
         #[arg(long)]
         insecure_no_auth: bool,
+        /// Keep the exemplars in this Qdrant server (gRPC URL, e.g. http://qdrant:6334) instead
+        /// of the embedded store; sets `qdrant.url` (`TOUXIANG_QDRANT__URL`).
+        #[arg(long)]
+        qdrant_url: Option<String>,
     },
     /// Model files.
     Model {
@@ -74,6 +78,15 @@ pub enum Cmd {
     },
     /// Load a loan file (CSV, XLSX, JSONL) into a portfolio; prints the JSON summary.
     Ingest(crate::cmd_portfolio::IngestArgs),
+    /// Load payment records (CSV, XLSX, JSONL) of a portfolio's loans; classifies the payees.
+    IngestPayments(crate::cmd_flow::FlowIngestArgs),
+    /// Load relations between a portfolio's borrowers (`from, to, kind`).
+    IngestRelations(crate::cmd_flow::FlowIngestArgs),
+    /// Where the money went: generated book, a loan's flow, guarantee circles, payee eval, bench.
+    Flow {
+        #[command(subcommand)]
+        cmd: crate::cmd_flow::FlowCmd,
+    },
     /// Reclassify a loan file in batch (resumable, shardable); prints the JSON summary.
     Batch(crate::cmd_batch::BatchArgs),
     /// API keys: create (prints the key once), revoke, list.
@@ -143,10 +156,12 @@ pub fn main() -> anyhow::Result<()> {
             common,
             addr,
             insecure_no_auth,
+            qdrant_url,
         } => {
             let cfg = common.load(FlagOverrides {
                 addr,
                 insecure_no_auth: insecure_no_auth.then_some(true),
+                qdrant: qdrant_url.map(|url| crate::config::QdrantUrlFlag { url }),
                 ..Default::default()
             })?;
             init_tracing(&cfg.log_format);
@@ -197,6 +212,9 @@ pub fn main() -> anyhow::Result<()> {
             crate::cmd_bench::bench_classify(a)
         }
         Cmd::Ingest(a) => crate::cmd_portfolio::run(a),
+        Cmd::IngestPayments(a) => crate::cmd_flow::run_payments(a),
+        Cmd::IngestRelations(a) => crate::cmd_flow::run_relations(a),
+        Cmd::Flow { cmd } => crate::cmd_flow::run(cmd),
         Cmd::Batch(a) => crate::cmd_batch::run(a),
         Cmd::Keys { cmd } => crate::cmd_keys::run_keys(cmd),
         Cmd::ExportLabels(a) => crate::cmd_keys::run_export_labels(a),
@@ -239,33 +257,8 @@ pub fn spawn_loading(state: AppState) {
             Ok(engine) => {
                 state.install(engine);
                 // Exemplars shipped as texts only are embedded after readiness, in the background.
-                let s2 = state.clone();
-                tokio::spawn(async move {
-                    let Ok(e) = s2.engine() else { return };
-                    let Some(store) = e.store.clone() else { return };
-                    for m in e.models.values() {
-                        if let Err(err) = crate::engine::seed_store_from_texts(
-                            store.as_ref(),
-                            m,
-                            &e.model,
-                            &e.queue,
-                        )
-                        .await
-                        {
-                            tracing::warn!(error = %format!("{err:#}"), "seeding shipped exemplars failed");
-                        }
-                    }
-                    match crate::review::replay_reviewed(&s2).await {
-                        Ok(0) => {}
-                        Ok(n) => tracing::info!(
-                            points = n,
-                            "reviewed labels replayed into the exemplar store"
-                        ),
-                        Err(err) => {
-                            tracing::warn!(error = %format!("{err:#}"), "replaying reviewed labels failed")
-                        }
-                    }
-                });
+                // With Qdrant, seeding and replay wait until the server answers.
+                tokio::spawn(crate::vector_store::fill_in_background(state.clone()));
                 tracing::info!(
                     secs = t.elapsed().as_secs_f64(),
                     "model, classifiers and exemplar store loaded; ready"
@@ -285,17 +278,16 @@ pub async fn load_engine(cfg: &Config) -> anyhow::Result<crate::state::Engine> {
     let (model, segmenter, models) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let model = Arc::new(E5Model::ensure_and_load(&c.model_dir(), Precision::Q4)?);
         let version = touxiang_model::Embedder::version(model.as_ref());
-        let segmenter = Arc::new(touxiang_text::Segmenter::default());
-        // Keywords come from the segmenter in the classify route.
+        // Keywords come from the segmenter in the classify and review routes.
+        let segmenter = crate::keywords::shared_segmenter();
         let models = crate::engine::load_models(&c, &version)?;
         Ok((model, segmenter, models))
     })
     .await??;
     let version = touxiang_model::Embedder::version(model.as_ref());
-    let store = crate::engine::open_embedded_store(cfg, model.encoder().hidden())?;
-    for m in models.values() {
-        crate::engine::seed_store(store.as_ref(), m, &version).await?;
-    }
+    // embedded, or Qdrant (never waited for: see crate::vector_store)
+    let dim = model.encoder().hidden();
+    let store = crate::vector_store::open_for_serve(cfg, &models, &version, dim).await?;
     if models.is_empty() {
         tracing::warn!(
             "no trained classifier found: /v1/classify answers 422 until `touxiang train` has run"
@@ -324,6 +316,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     crate::auth::startup(&state)?;
     state.review().map_err(|e| anyhow::anyhow!("{e}"))?;
     spawn_loading(state.clone());
+    crate::routes::taxonomy::warm_up(&state);
     let listener = tokio::net::TcpListener::bind(&cfg.addr).await?;
     tracing::info!(addr = %cfg.addr, data_dir = %cfg.data_dir.display(), "listening");
     crate::server::serve(listener, crate::app(state), &cfg.limits, shutdown_signal()).await?;

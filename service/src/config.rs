@@ -17,6 +17,9 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Largest multipart upload (portfolio files, batch jobs), bytes.
     pub max_upload_bytes: usize,
+    /// Row problems listed in an ingest summary (`rejected`) at most; all of them are counted
+    /// (`rejected_total`) and written to the downloadable report.
+    pub max_reported_row_errors: usize,
     /// Most texts/items in one embed or classify request (→ 422 above).
     pub max_items: usize,
     /// Longest single text, in characters (→ 422 above).
@@ -43,6 +46,10 @@ pub struct Limits {
     /// Open client connections at most (and at most the file-descriptor limit less 256); at the
     /// cap the server stops accepting until a connection closes.
     pub max_connections: usize,
+    /// Requests one API key may have in flight at once (→ 429 with `Retry-After` above), so one
+    /// client — a runaway batch script, a retry storm — cannot take every worker and queue slot
+    /// from the others. 0 = no limit.
+    pub max_in_flight_per_key: usize,
 }
 
 impl Default for Limits {
@@ -50,6 +57,7 @@ impl Default for Limits {
         Self {
             max_body_bytes: 2 * 1024 * 1024,
             max_upload_bytes: 512 * 1024 * 1024,
+            max_reported_row_errors: 1000,
             max_items: 256,
             max_text_chars: 2000,
             max_batch_tokens: 8192,
@@ -60,6 +68,7 @@ impl Default for Limits {
             upload_timeout_secs: 3600,
             header_read_timeout_secs: 10,
             max_connections: 16_384,
+            max_in_flight_per_key: 64,
         }
     }
 }
@@ -80,6 +89,11 @@ pub struct ClassifyConfig {
     /// Directory of trained artifacts; default `<data_dir>/artifacts`, falling back to the
     /// artifacts shipped in the repository.
     pub artifacts_dir: Option<PathBuf>,
+    /// Embed the shipped exemplars into the store after start-up (once per data dir and model
+    /// version; minutes of CPU on the first start). `false` starts without them: the neighbour
+    /// vote stays off until they are there, classify answers from the heads and the lexical vote,
+    /// and reviewed labels still become neighbours (quick demos, UI tests, read-only replicas).
+    pub seed_exemplars: bool,
 }
 
 impl Default for ClassifyConfig {
@@ -91,6 +105,7 @@ impl Default for ClassifyConfig {
             max_top_k: 20,
             max_neighbors: 50,
             artifacts_dir: None,
+            seed_exemplars: true,
         }
     }
 }
@@ -113,12 +128,17 @@ impl Default for ReviewConfig {
     }
 }
 
-/// Optional Qdrant server for the exemplar store.
+/// Optional Qdrant server for the exemplar store (see [`crate::vector_store`]); without it (or
+/// with a blank `url`) the exemplars live in the embedded store under `DATA_DIR/vectors`.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct QdrantConfig {
+    /// gRPC URL, e.g. `http://qdrant:6334` (`TOUXIANG_QDRANT__URL`, `serve --qdrant-url`).
     pub url: String,
+    /// Collection (created with its payload indexes on first contact); default
+    /// `touxiang_exemplars`.
     #[serde(default = "default_collection")]
     pub collection: String,
+    /// API key, when the server requires one (`TOUXIANG_QDRANT__API_KEY`).
     #[serde(default)]
     pub api_key: Option<String>,
 }
@@ -172,6 +192,15 @@ pub struct FlagOverrides {
     pub model_dir: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub insecure_no_auth: Option<bool>,
+    /// `serve --qdrant-url`: sets `qdrant.url` only (collection and key stay as configured).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qdrant: Option<QdrantUrlFlag>,
+}
+
+/// The part of the `qdrant` section a flag sets.
+#[derive(Debug, Clone, Serialize)]
+pub struct QdrantUrlFlag {
+    pub url: String,
 }
 
 impl Config {
@@ -237,6 +266,46 @@ mod tests {
             Config::load(None, &flags).unwrap().addr,
             "127.0.0.1:1",
             "flag overrides file"
+        );
+    }
+
+    #[test]
+    fn qdrant_url_flag_keeps_the_configured_collection() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("touxiang.toml"),
+            "[qdrant]\nurl = \"http://file:6334\"\ncollection = \"bank\"\n",
+        )
+        .unwrap();
+        let flags = FlagOverrides {
+            data_dir: Some(dir.path().to_path_buf()),
+            ..Default::default()
+        };
+        let q = Config::load(None, &flags).unwrap().qdrant.unwrap();
+        assert_eq!(
+            (q.url.as_str(), q.collection.as_str()),
+            ("http://file:6334", "bank")
+        );
+        let flags = FlagOverrides {
+            qdrant: Some(QdrantUrlFlag {
+                url: "http://flag:6334".into(),
+            }),
+            ..flags
+        };
+        let q = Config::load(None, &flags).unwrap().qdrant.unwrap();
+        assert_eq!(
+            (q.url.as_str(), q.collection.as_str()),
+            ("http://flag:6334", "bank")
+        );
+        // without a file: the flag alone configures Qdrant with the default collection
+        let flags = FlagOverrides {
+            data_dir: Some(dir.path().join("none")),
+            ..flags
+        };
+        let q = Config::load(None, &flags).unwrap().qdrant.unwrap();
+        assert_eq!(
+            (q.url.as_str(), q.collection.as_str()),
+            ("http://flag:6334", "touxiang_exemplars")
         );
     }
 

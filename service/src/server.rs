@@ -76,6 +76,9 @@ pub async fn serve(
     builder
         .http1()
         .timer(TokioTimer::new())
+        // above the app's own limits (`routes::MAX_HEADERS`), so the app answers 431 in the
+        // contract shape before hyper would answer it with an empty body
+        .max_headers(256)
         .header_read_timeout(Duration::from_secs(limits.header_read_timeout_secs.max(1)));
     builder.http2().timer(TokioTimer::new());
     let graceful = GracefulShutdown::new();

@@ -84,6 +84,8 @@ pub struct Inner {
     pub keys: OnceLock<Arc<touxiang_auth::KeyStore>>,
     /// Review store, QA sampler and taxonomies, opened once on first use (see [`crate::review`]).
     pub review: OnceLock<Arc<crate::review::ReviewCtx>>,
+    /// Requests in flight per API key (see [`crate::auth::KeyLimiter`]).
+    pub in_flight: crate::auth::KeyLimiter,
 }
 
 impl AppState {
@@ -100,6 +102,7 @@ impl AppState {
                 metrics,
                 keys: OnceLock::new(),
                 review: OnceLock::new(),
+                in_flight: crate::auth::KeyLimiter::default(),
             }),
         }
     }
@@ -126,7 +129,7 @@ impl AppState {
 
     /// Install just a model (no classifiers, no store): enough for `/v1/embed`.
     pub fn set_model(&self, model: Arc<E5Model>) {
-        let seg = Arc::new(Segmenter::default());
+        let seg = crate::keywords::shared_segmenter();
         self.install(Engine::new(self.config(), model, seg, HashMap::new(), None));
     }
 

@@ -3,10 +3,15 @@
 pub mod admin;
 pub mod classify;
 pub mod embed;
+pub mod flow;
 pub mod health;
 pub mod jobs;
 pub mod portfolio;
 pub mod review;
+pub mod review_extra;
+pub mod taxonomy;
+pub mod ui;
+pub mod whoami;
 
 use std::time::{Duration, Instant};
 
@@ -31,6 +36,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/embed", post(embed::embed))
         .route("/v1/classify", post(classify::classify))
         .merge(review::router())
+        .merge(taxonomy::router())
         .merge(admin::router())
         .layer(DefaultBodyLimit::max(limits.max_body_bytes));
     let timeout = |secs| {
@@ -45,22 +51,26 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(health::metrics))
         .merge(api)
         .merge(portfolio::router())
+        .merge(flow::router())
         .merge(jobs::router())
         .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
         .layer(timeout(limits.request_timeout_secs));
     let uploads = Router::new()
         .merge(portfolio::upload_router(&limits))
+        .merge(flow::upload_router(&limits))
         .merge(jobs::upload_router(&limits))
         .layer(timeout(limits.upload_timeout_secs));
     Router::new()
         .merge(requests)
         .merge(uploads)
+        .merge(ui::router())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             crate::auth::require,
         ))
         .layer(middleware::from_fn(track_metrics))
+        .layer(middleware::from_fn(request_head_limits))
         // Outermost but for tracing: whoever wrote an error response, it leaves in the
         // contract shape.
         .layer(middleware::from_fn(crate::error::contract_errors))
@@ -82,6 +92,42 @@ pub fn check_max_chars(field: &str, value: Option<&str>, max: usize) -> Result<(
         ));
     }
     Ok(())
+}
+
+/// Longest request target (path and query) accepted, bytes (→ 414 above).
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+/// Most header fields, and most header bytes (names + values), accepted (→ 431 above).
+pub const MAX_HEADERS: usize = 64;
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// 414 and 431 in the contract shape: hyper answers these itself with an empty body, but only
+/// beyond its own, much larger limits (64 KiB of URI, ~400 KiB of headers, 256 header fields
+/// as [`crate::server`] sets it); the app's tighter limits here answer first, through
+/// [`crate::error::contract_errors`].
+async fn request_head_limits(req: Request, next: Next) -> Response {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    let uri = req.uri().to_string().len();
+    if uri > MAX_URI_BYTES {
+        return (
+            StatusCode::URI_TOO_LONG,
+            format!("request target has {uri} bytes; at most {MAX_URI_BYTES}"),
+        )
+            .into_response();
+    }
+    let h = req.headers();
+    let bytes: usize = h.iter().map(|(k, v)| k.as_str().len() + v.len()).sum();
+    if h.len() > MAX_HEADERS || bytes > MAX_HEADER_BYTES {
+        return (
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            format!(
+                "{} header fields with {bytes} bytes; at most {MAX_HEADERS} fields and {MAX_HEADER_BYTES} bytes",
+                h.len()
+            ),
+        )
+            .into_response();
+    }
+    next.run(req).await
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {

@@ -68,3 +68,50 @@ async fn slow_header_clients_are_cut_off_and_legitimate_ones_get_through() {
         .unwrap()
         .unwrap();
 }
+
+/// 414 and 431 leave in the contract shape, through the real server (hyper in front).
+#[tokio::test]
+async fn long_uris_and_header_floods_are_contract_errors() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let state = crate::common::cold_state();
+    let limits = state.config().limits.clone();
+    let app = touxiang::app(state);
+    tokio::spawn(async move {
+        touxiang::server::serve(listener, app, &limits, std::future::pending()).await
+    });
+    async fn raw(addr: std::net::SocketAddr, head: String) -> String {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(head.as_bytes()).await.unwrap();
+        let mut buf = Vec::new();
+        let _ =
+            tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut buf)).await;
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+    let long = "a".repeat(touxiang::routes::MAX_URI_BYTES + 1);
+    let r = raw(
+        addr,
+        format!("GET /healthz?{long} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+    )
+    .await;
+    assert!(r.starts_with("HTTP/1.1 414"), "{}", &r[..r.len().min(200)]);
+    assert!(r.contains(r#""code":"uri_too_long""#), "{r}");
+    let many: String = (0..touxiang::routes::MAX_HEADERS + 1)
+        .map(|i| format!("X-Filler-{i}: {i}\r\n"))
+        .collect();
+    let r = raw(
+        addr,
+        format!("GET /healthz HTTP/1.1\r\nHost: x\r\n{many}Connection: close\r\n\r\n"),
+    )
+    .await;
+    assert!(r.starts_with("HTTP/1.1 431"), "{}", &r[..r.len().min(200)]);
+    assert!(r.contains(r#""code":"headers_too_large""#), "{r}");
+    // within the limits, the same request is fine
+    let r = raw(
+        addr,
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".into(),
+    )
+    .await;
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+}
