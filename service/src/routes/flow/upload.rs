@@ -14,7 +14,9 @@ use touxiang_portfolio::InputFormat;
 use super::{flow_store, payee_labeler, FlowIngestSummary};
 use crate::config::Limits;
 use crate::error::ApiError;
-use crate::routes::portfolio::{name, params, parse_mode, spool_upload, take, Params};
+use crate::routes::portfolio::{
+    name, params, rows_rejected, spool_upload, take, take_bool, take_format, take_mode, Params,
+};
 use crate::state::AppState;
 
 /// The upload routes: bodies up to `limits.max_upload_bytes`, under the upload timeout.
@@ -38,35 +40,12 @@ struct UploadParams {
 
 fn upload_params(mut p: Params, with_label: bool) -> Result<UploadParams, ApiError> {
     let mut opts = IngestOptions::default();
-    if let Some(m) = take(&mut p, "mode")? {
-        opts.mode = parse_mode(&m).ok_or_else(|| {
-            ApiError::invalid(
-                "mode",
-                format!("{m:?} is not all-or-nothing or commit-valid"),
-            )
-        })?;
+    if let Some(m) = take_mode(&mut p)? {
+        opts.mode = m;
     }
     opts.sheet = take(&mut p, "sheet")?;
-    let format = match take(&mut p, "format")? {
-        None => None,
-        Some(f) => Some(InputFormat::parse(&f).ok_or_else(|| {
-            ApiError::invalid("format", format!("{f:?} is not csv, xlsx or jsonl"))
-        })?),
-    };
-    let label = if with_label {
-        match take(&mut p, "label")?.as_deref().map(str::trim) {
-            None | Some("true") | Some("1") => true,
-            Some("false") | Some("0") => false,
-            Some(v) => {
-                return Err(ApiError::invalid(
-                    "label",
-                    format!("{v:?} is not true or false"),
-                ))
-            }
-        }
-    } else {
-        false
-    };
+    let format = take_format(&mut p)?;
+    let label = with_label && take_bool(&mut p, "label")?.unwrap_or(true);
     if let Some((k, _)) = p.first() {
         let allowed = if with_label {
             "mode, format, sheet, label"
@@ -91,19 +70,13 @@ fn summary_response(s: IngestSummary) -> Response {
     if s.committed || s.rejected_total == 0 {
         return (StatusCode::OK, Json(s)).into_response();
     }
-    let first = s.rejected.first();
-    let mut v = serde_json::to_value(&s).unwrap_or_default();
-    v["error"] = serde_json::json!({
-        "code": "rows_rejected",
-        "message": format!(
-            "{} row problem(s) in {} row(s); nothing was written (all-or-nothing).{}",
-            s.rejected_total,
-            s.rejected_rows,
-            first.map(|f| format!(" First: row {}, {}: {}", f.row, f.field, f.reason)).unwrap_or_default()
-        ),
-        "field": first.map(|f| format!("rows[{}].{}", f.row, f.field)),
-    });
-    (StatusCode::UNPROCESSABLE_ENTITY, Json(v)).into_response()
+    rows_rejected(
+        &s,
+        s.rejected_total,
+        s.rejected_rows,
+        s.rejected.first(),
+        None,
+    )
 }
 
 async fn ingest(

@@ -56,13 +56,8 @@ fn upload_params(s: &AppState, mut p: Params) -> Result<UploadParams, ApiError> 
             ))
         }
     };
-    if let Some(m) = take(&mut p, "mode")? {
-        opts.mode = parse_mode(&m).ok_or_else(|| {
-            ApiError::invalid(
-                "mode",
-                format!("{m:?} is not all-or-nothing or commit-valid"),
-            )
-        })?;
+    if let Some(m) = take_mode(&mut p)? {
+        opts.mode = m;
     }
     if let Some(m) = take(&mut p, "map")? {
         opts.map = ColumnMap::parse(&m).map_err(|e| ApiError::invalid("map", e.to_string()))?;
@@ -85,25 +80,11 @@ fn upload_params(s: &AppState, mut p: Params) -> Result<UploadParams, ApiError> 
         opts.config = Some(c);
     }
     opts.sheet = take(&mut p, "sheet")?;
-    let format = match take(&mut p, "format")? {
-        None => None,
-        Some(f) => Some(InputFormat::parse(&f).ok_or_else(|| {
-            ApiError::invalid("format", format!("{f:?} is not csv, xlsx or jsonl"))
-        })?),
-    };
+    let format = take_format(&mut p)?;
     let taxonomy = take(&mut p, "taxonomy")?
         .filter(|t| !t.trim().is_empty())
         .unwrap_or_else(|| s.config().classify.default_taxonomy.clone());
-    let label = match take(&mut p, "label")?.as_deref().map(str::trim) {
-        None | Some("true") | Some("1") => true,
-        Some("false") | Some("0") => false,
-        Some(v) => {
-            return Err(ApiError::invalid(
-                "label",
-                format!("{v:?} is not true or false"),
-            ))
-        }
-    };
+    let label = take_bool(&mut p, "label")?.unwrap_or(true);
     if let Some((k, _)) = p.first() {
         return Err(ApiError::invalid(
             k.clone(),
@@ -116,6 +97,45 @@ fn upload_params(s: &AppState, mut p: Params) -> Result<UploadParams, ApiError> 
         taxonomy,
         label,
     })
+}
+
+/// The upload parameters every tabular upload shares (loans, payments, relations), each
+/// removed from `p` and 422 naming it when malformed: `mode`, `format`, and true/false flags.
+pub(crate) fn take_mode(p: &mut Params) -> Result<Option<IngestMode>, ApiError> {
+    take(p, "mode")?
+        .map(|m| {
+            parse_mode(&m).ok_or_else(|| {
+                ApiError::invalid(
+                    "mode",
+                    format!("{m:?} is not all-or-nothing or commit-valid"),
+                )
+            })
+        })
+        .transpose()
+}
+
+/// See [`take_mode`].
+pub(crate) fn take_format(p: &mut Params) -> Result<Option<InputFormat>, ApiError> {
+    take(p, "format")?
+        .map(|f| {
+            InputFormat::parse(&f).ok_or_else(|| {
+                ApiError::invalid("format", format!("{f:?} is not csv, xlsx or jsonl"))
+            })
+        })
+        .transpose()
+}
+
+/// See [`take_mode`]: `true`/`1` or `false`/`0`.
+pub(crate) fn take_bool(p: &mut Params, name: &str) -> Result<Option<bool>, ApiError> {
+    match take(p, name)?.as_deref().map(str::trim) {
+        None => Ok(None),
+        Some("true") | Some("1") => Ok(Some(true)),
+        Some("false") | Some("0") => Ok(Some(false)),
+        Some(v) => Err(ApiError::invalid(
+            name,
+            format!("{v:?} is not true or false"),
+        )),
+    }
 }
 
 /// `all-or-nothing` / `commit-valid` (underscores accepted too).
@@ -476,26 +496,42 @@ pub fn ingest_response(mut report: IngestReport) -> Response {
     if report.committed || report.rejected_total == 0 {
         return (StatusCode::OK, Json(report)).into_response();
     }
-    let n = report.rejected_total;
-    let first = report.rejected.first().map(|f| {
-        (
-            format!(" First: row {}, {}: {}", f.row, f.field, f.reason),
-            f,
-        )
-    });
-    let full = match &report.report_url {
-        Some(u) if report.rejected_truncated => format!(" All of them: {u}"),
-        _ => String::new(),
-    };
-    let mut v = serde_json::to_value(&report).unwrap_or_default();
+    let all_at = report
+        .report_url
+        .clone()
+        .filter(|_| report.rejected_truncated);
+    rows_rejected(
+        &report,
+        report.rejected_total,
+        report.rejected_rows,
+        report.rejected.first(),
+        all_at.as_deref(),
+    )
+}
+
+/// The 422 of an all-or-nothing ingest that rejected rows (loans, payments, relations): the
+/// summary `body` with the contract `error` beside it, naming the first problem and, when the
+/// list in the body was cut, where all of them are.
+pub(crate) fn rows_rejected(
+    body: &impl serde::Serialize,
+    total: u64,
+    rows: u64,
+    first: Option<&touxiang_portfolio::RowError>,
+    all_at: Option<&str>,
+) -> Response {
+    let first_msg = first
+        .map(|f| format!(" First: row {}, {}: {}", f.row, f.field, f.reason))
+        .unwrap_or_default();
+    let full = all_at
+        .map(|u| format!(" All of them: {u}"))
+        .unwrap_or_default();
+    let mut v = serde_json::to_value(body).unwrap_or_default();
     v["error"] = serde_json::json!({
         "code": "rows_rejected",
         "message": format!(
-            "{n} row problem(s) in {} row(s); nothing was written (all-or-nothing).{}{full}",
-            report.rejected_rows,
-            first.as_ref().map(|(m, _)| m.as_str()).unwrap_or(""),
+            "{total} row problem(s) in {rows} row(s); nothing was written (all-or-nothing).{first_msg}{full}"
         ),
-        "field": first.map(|(_, f)| format!("rows[{}].{}", f.row, f.field)),
+        "field": first.map(|f| format!("rows[{}].{}", f.row, f.field)),
     });
     (StatusCode::UNPROCESSABLE_ENTITY, Json(v)).into_response()
 }
