@@ -148,14 +148,6 @@ pub struct SearchIndex {
 }
 
 #[derive(Deserialize)]
-struct ExemplarLine {
-    text: String,
-    code: String,
-    #[serde(default)]
-    source: String,
-}
-
-#[derive(Deserialize)]
 struct ArtifactTaxonomy {
     taxonomy_id: String,
     taxonomy_version: String,
@@ -171,26 +163,23 @@ fn note_terms(dir: &Path, tax: &Taxonomy, names: &[String]) -> Vec<Term> {
     if !meta.is_some_and(|m| m.taxonomy_id == tax.id() && m.taxonomy_version == tax.version()) {
         return Vec::new();
     }
-    let Ok(content) = std::fs::read_to_string(dir.join("exemplars.jsonl")) else {
+    // the reader the classifier loads its exemplars with
+    let Ok(Some((texts, codes, sources))) = touxiang_training::read_exemplar_lines(dir) else {
         return Vec::new();
     };
-    let lines: Vec<ExemplarLine> = content
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    let sourced = lines
+    let sourced = sources
         .iter()
-        .any(|l| matches!(l.source.as_str(), "include" | "exclude"));
+        .any(|s| matches!(s.as_str(), "include" | "exclude"));
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::new();
-    for l in lines {
-        let Some(node) = tax.index_of(&l.code) else {
+    for ((text, code), source) in texts.iter().zip(&codes).zip(&sources) {
+        let Some(node) = tax.index_of(code) else {
             continue;
         };
         // Cheap tests on the text as stored (its punctuation is full-width or ASCII), then
         // fold only what is kept.
-        let text = l.text.trim();
-        let keep = match l.source.as_str() {
+        let text = text.trim();
+        let keep = match source.as_str() {
             "include" | "exclude" => (2..=MAX_TERM_CHARS).contains(&text.chars().count()),
             "seed" if !sourced => looks_like_note_term(text),
             _ => false,

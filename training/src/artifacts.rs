@@ -379,7 +379,7 @@ impl Artifacts {
 }
 
 /// Texts, codes and sources of `exemplars.jsonl`.
-type ExemplarLines = (Vec<String>, Vec<String>, Vec<String>);
+pub type ExemplarLines = (Vec<String>, Vec<String>, Vec<String>);
 
 fn write_exemplar_lines(
     dir: &Path,
@@ -402,7 +402,7 @@ fn write_exemplar_lines(
 }
 
 /// `exemplars.jsonl` of an artifact directory, `None` when absent.
-fn read_exemplar_lines(dir: &Path) -> Result<Option<ExemplarLines>> {
+pub fn read_exemplar_lines(dir: &Path) -> Result<Option<ExemplarLines>> {
     let jp = dir.join("exemplars.jsonl");
     if !jp.exists() {
         return Ok(None);

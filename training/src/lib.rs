@@ -32,7 +32,9 @@ pub mod thresholds;
 pub mod train;
 pub mod tree;
 
-pub use artifacts::{latest_artifact_dir, ArtifactMeta, Artifacts};
+pub use artifacts::{
+    latest_artifact_dir, read_exemplar_lines, ArtifactMeta, Artifacts, ExemplarLines,
+};
 pub use calibrate::{DecisionTargets, SplitMetrics};
 pub use classifier::{
     Alternative, Calibration, Classification, Classifier, ClassifyOptions, EmbeddingLabeler,
