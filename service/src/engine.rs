@@ -20,6 +20,48 @@ pub fn encoder_text(raw: &str) -> String {
     touxiang_text::prepare(raw).masked
 }
 
+/// Sequences per background job of [`QueueEmbed`]: a `/v1/classify` request arriving while one
+/// runs waits for at most this many short texts (a few tens of ms), not a whole labeling chunk.
+const BACKGROUND_CHUNK: usize = 16;
+
+/// The service's batching queue at background priority as the training crate's [`EmbedFn`],
+/// with [`encoder_text`] applied: what HTTP batch jobs and portfolio, payment and relation
+/// uploads embed with. Their texts are embedded only while no `/v1/classify` request waits, in
+/// jobs of [`BACKGROUND_CHUNK`] sequences, so a large upload yields to interactive traffic
+/// instead of competing with it for the cores. Called from labeling threads (never from a
+/// runtime worker): it blocks on the runtime through `handle`.
+pub struct QueueEmbed {
+    pub model: Arc<E5Model>,
+    pub queue: crate::queue::EmbedQueue,
+    pub handle: tokio::runtime::Handle,
+}
+
+impl EmbedFn for QueueEmbed {
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, TrainError> {
+        let mut out = Vec::with_capacity(texts.len());
+        for chunk in texts.chunks(BACKGROUND_CHUNK) {
+            let prepared: Vec<String> = chunk.iter().map(|t| encoder_text(t)).collect();
+            let refs: Vec<&str> = prepared.iter().map(String::as_str).collect();
+            let ids = self
+                .model
+                .tokenize(&refs, Kind::Query)
+                .map_err(|e| TrainError::Embed(e.to_string()))?;
+            let v = self
+                .handle
+                .block_on(self.queue.embed_background(ids))
+                .map_err(|e| TrainError::Embed(e.to_string()))?;
+            out.extend(v);
+        }
+        Ok(out)
+    }
+    fn dim(&self) -> usize {
+        Embedder::dim(self.model.as_ref())
+    }
+    fn version(&self) -> String {
+        Embedder::version(self.model.as_ref())
+    }
+}
+
 /// The e5 encoder as the training crate's [`EmbedFn`], with [`encoder_text`] applied.
 pub struct E5Embed(pub Arc<E5Model>);
 

@@ -7,7 +7,11 @@
 //! capacity, the token budget alone answered everything, after a p50 of 27 s.
 //! Background work (embedding shipped exemplars on a first start, replays) goes through the same
 //! worker at lower priority: it runs only when no request waits, one small job at a time, so a
-//! request waits behind at most one background job.
+//! request waits behind at most one background job. HTTP batch jobs and portfolio or payment
+//! uploads embed through that lane too ([`crate::engine::QueueEmbed`]), so a large upload slows
+//! down while `/v1/classify` traffic waits instead of competing with it for the cores.
+//! A request whose caller has gone (client disconnected, handler dropped) is taken out before
+//! its batch runs: nobody would read its vectors.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -36,6 +40,10 @@ pub struct EmbedQueue {
     queued_jobs: Arc<AtomicUsize>,
     /// Seconds per token of recent batches (f64 bits; 0 = not measured yet).
     secs_per_token: Arc<AtomicU64>,
+    /// Sequences embedded at background priority since start.
+    background_sequences: Arc<AtomicU64>,
+    /// Jobs taken out unembedded because their caller had gone.
+    abandoned: Arc<AtomicU64>,
     limits: QueueLimits,
 }
 
@@ -73,12 +81,16 @@ impl EmbedQueue {
             queued_tokens: Arc::new(AtomicUsize::new(0)),
             queued_jobs: Arc::new(AtomicUsize::new(0)),
             secs_per_token: Arc::new(AtomicU64::new(0f64.to_bits())),
+            background_sequences: Arc::new(AtomicU64::new(0)),
+            abandoned: Arc::new(AtomicU64::new(0)),
             limits,
         };
         let shared = Shared {
             queued_tokens: q.queued_tokens.clone(),
             queued_jobs: q.queued_jobs.clone(),
             secs_per_token: q.secs_per_token.clone(),
+            background_sequences: q.background_sequences.clone(),
+            abandoned: q.abandoned.clone(),
         };
         std::thread::Builder::new()
             .name("embed-batcher".into())
@@ -92,6 +104,17 @@ impl EmbedQueue {
     fn expected_wait(&self, queued: usize) -> Duration {
         let spt = f64::from_bits(self.secs_per_token.load(Ordering::Relaxed));
         Duration::from_secs_f64((spt * queued as f64).max(0.0))
+    }
+
+    /// Sequences embedded at background priority since start (exemplar seeding, HTTP jobs and
+    /// uploads).
+    pub fn background_sequences(&self) -> u64 {
+        self.background_sequences.load(Ordering::Relaxed)
+    }
+
+    /// Requests taken out unembedded because their caller had gone.
+    pub fn abandoned(&self) -> u64 {
+        self.abandoned.load(Ordering::Relaxed)
     }
 
     /// Tokens waiting or being embedded right now.
@@ -214,11 +237,34 @@ fn next_batch(fg: &mut VecDeque<Job>, bg: &mut VecDeque<Job>, max_batch_tokens: 
     jobs
 }
 
+/// Jobs whose caller has gone (the receiving side of the reply was dropped, e.g. the client
+/// disconnected and axum dropped its handler): taken out of `q`, oldest first.
+fn take_abandoned(q: &mut VecDeque<Job>) -> Vec<Job> {
+    if !q.iter().any(|j| j.reply.is_closed()) {
+        return Vec::new();
+    }
+    let (gone, keep): (Vec<Job>, Vec<Job>) = q.drain(..).partition(|j| j.reply.is_closed());
+    q.extend(keep);
+    gone
+}
+
 /// Counters the worker shares with the handles.
 struct Shared {
     queued_tokens: Arc<AtomicUsize>,
     queued_jobs: Arc<AtomicUsize>,
     secs_per_token: Arc<AtomicU64>,
+    background_sequences: Arc<AtomicU64>,
+    abandoned: Arc<AtomicU64>,
+}
+
+impl Shared {
+    /// A job leaves the queue (answered or abandoned): its tokens and its request slot are free.
+    fn release(&self, j: &Job) {
+        self.queued_tokens.fetch_sub(j.tokens, Ordering::SeqCst);
+        if !j.background {
+            self.queued_jobs.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
 }
 
 /// Weight of the newest batch in the seconds-per-token average.
@@ -242,6 +288,14 @@ fn worker(model: Arc<E5Model>, rx: mpsc::Receiver<Job>, shared: Shared, max_batc
                 Err(mpsc::TryRecvError::Empty) => break,
                 Err(mpsc::TryRecvError::Disconnected) => open = false,
             }
+        }
+        for j in take_abandoned(&mut fg)
+            .into_iter()
+            .chain(take_abandoned(&mut bg))
+        {
+            shared.release(&j);
+            shared.abandoned.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("touxiang_queue_abandoned_total").increment(1);
         }
         let jobs = next_batch(&mut fg, &mut bg, max_batch_tokens);
         if jobs.is_empty() {
@@ -281,9 +335,12 @@ fn worker(model: Arc<E5Model>, rx: mpsc::Receiver<Job>, shared: Shared, max_batc
                 Err(e) => Err(e.to_string()),
             };
             offset += n;
-            queued.fetch_sub(j.tokens, Ordering::SeqCst);
-            if !j.background {
-                shared.queued_jobs.fetch_sub(1, Ordering::SeqCst);
+            shared.release(&j);
+            if j.background {
+                shared
+                    .background_sequences
+                    .fetch_add(n as u64, Ordering::Relaxed);
+                metrics::counter!("touxiang_queue_background_sequences_total").increment(n as u64);
             }
             let _ = j.reply.send(r);
         }
@@ -335,5 +392,31 @@ mod tests {
         assert_eq!(sizes(next_batch(&mut fg, &mut bg, 100)), vec![(200, false)]);
         assert_eq!(sizes(next_batch(&mut fg, &mut bg, 100)), vec![(7, true)]);
         assert!(next_batch(&mut fg, &mut bg, 100).is_empty());
+    }
+
+    #[test]
+    fn jobs_whose_caller_has_gone_are_taken_out_and_the_rest_keep_their_order() {
+        let mut q = VecDeque::new();
+        let mut waiting = Vec::new();
+        for (tokens, caller_waits) in [(1, true), (2, false), (3, true), (4, false)] {
+            let (reply, rx) = oneshot::channel();
+            if caller_waits {
+                waiting.push(rx);
+            }
+            q.push_back(Job {
+                ids: vec![vec![0; tokens]],
+                tokens,
+                enqueued: Instant::now(),
+                background: false,
+                reply,
+            });
+        }
+        let gone: Vec<usize> = take_abandoned(&mut q).iter().map(|j| j.tokens).collect();
+        assert_eq!(gone, vec![2, 4]);
+        let left: Vec<usize> = q.iter().map(|j| j.tokens).collect();
+        assert_eq!(left, vec![1, 3]);
+        assert!(take_abandoned(&mut q).is_empty());
+        drop(waiting);
+        assert_eq!(take_abandoned(&mut q).len(), 2);
     }
 }

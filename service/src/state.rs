@@ -11,7 +11,7 @@ use touxiang_training::{EmbeddingLabeler, Neighbor, NeighborSource, TrainError};
 use touxiang_vectors::{Filter, VectorStore};
 
 use crate::config::Config;
-use crate::engine::{E5Embed, TaxonomyModel};
+use crate::engine::{QueueEmbed, TaxonomyModel};
 use crate::error::ApiError;
 use crate::queue::EmbedQueue;
 
@@ -134,7 +134,8 @@ impl AppState {
     }
 
     /// Labeler (encoder + classifier) for `taxonomy`: 422 for an unknown taxonomy, 503 while
-    /// loading. Used by portfolio uploads and batch jobs. It votes over the same exemplar store
+    /// loading. Used by portfolio uploads and batch jobs. It embeds through the batching queue's
+    /// background lane ([`QueueEmbed`]), behind any waiting `/v1/classify` request. It votes over the same exemplar store
     /// as `/v1/classify` (training exemplars and reviewed cases) once that store is seeded, so a
     /// book reclassified over HTTP gets the labels online classify gives; before that, or
     /// without a store, it uses the heads-only calibration, as classify does. Must be called
@@ -142,9 +143,15 @@ impl AppState {
     pub fn labeler(&self, taxonomy: &str) -> Result<Arc<dyn Labeler>, ApiError> {
         let e = self.engine()?;
         let m = e.taxonomy_model(taxonomy)?;
+        let handle = tokio::runtime::Handle::try_current()
+            .map_err(|err| ApiError::Internal(format!("labeler outside the runtime: {err}")))?;
         Ok(Arc::new(EmbeddingLabeler {
             classifier: m.classifier.clone(),
-            embedder: Arc::new(E5Embed(e.model.clone())),
+            embedder: Arc::new(QueueEmbed {
+                model: e.model.clone(),
+                queue: e.queue.clone(),
+                handle,
+            }),
             index: self.neighbor_source(taxonomy)?,
         }))
     }

@@ -218,7 +218,11 @@ async fn job_and_upload_labelers_vote_over_the_store_like_classify() {
         "labels voted over neighbours are cached apart from heads-only ones: {}",
         labeler.cache_scope()
     );
-    // an upload labels on a blocking-pool thread, a job on a thread of its own
+    // an upload labels on a blocking-pool thread, a job on a thread of its own; both embed
+    // through the batching queue's background lane, behind waiting classify requests
+    let queue = state.engine().unwrap().queue.clone();
+    let before = queue.background_sequences();
+    let n = texts.len() as u64;
     let (l1, l2) = (labeler.clone(), labeler);
     let from_pool = tokio::task::spawn_blocking(move || l1.label(&texts))
         .await
@@ -230,6 +234,7 @@ async fn job_and_upload_labelers_vote_over_the_store_like_classify() {
     .await
     .unwrap()
     .unwrap();
+    assert_eq!(queue.background_sequences() - before, 2 * n);
     for (i, r) in results.iter().enumerate() {
         for got in [&from_pool[i], &from_thread[i]] {
             assert_eq!(
