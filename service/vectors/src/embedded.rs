@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, LazyLock, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -155,11 +155,13 @@ impl Mem {
         self.qrow(slot).iter().map(|&x| f32::from(x) * s).collect()
     }
 
+    #[inline(always)]
     fn qrow(&self, slot: usize) -> &[i8] {
         &self.vectors[slot * self.dim..(slot + 1) * self.dim]
     }
 
     /// Dot product of `q` with row `slot`.
+    #[inline(always)]
     fn score(&self, q: &[f32], slot: usize) -> f32 {
         dot(q, self.qrow(slot)) * self.scales[slot]
     }
@@ -222,7 +224,7 @@ impl Mem {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn matches(&self, c: &Compiled<'_>, slot: usize) -> bool {
         let Some(p) = &self.payloads[slot] else {
             return false;
@@ -276,15 +278,14 @@ impl Mem {
         range: std::ops::Range<usize>,
     ) -> Vec<(f32, usize)> {
         let mut out: Vec<(f32, usize)> = Vec::with_capacity(4 * k + 16);
-        for slot in range {
-            if !self.matches(c, slot) {
-                continue;
-            }
-            out.push((self.score(q, slot), slot));
-            if out.len() >= 4 * k + 16 {
-                top_k(&mut out, k);
-            }
-        }
+        SIMD.dispatch(Scan {
+            mem: self,
+            q,
+            k,
+            c,
+            range,
+            out: &mut out,
+        });
         top_k(&mut out, k);
         out
     }
@@ -295,6 +296,54 @@ impl Mem {
             score,
             payload: p.clone(),
         })
+    }
+}
+
+/// The exact scan's loop: every matching slot scored, the best `4k + 16` kept as it goes.
+#[inline(always)]
+fn scan_loop(
+    mem: &Mem,
+    q: &[f32],
+    k: usize,
+    c: &Compiled<'_>,
+    range: std::ops::Range<usize>,
+    out: &mut Vec<(f32, usize)>,
+) {
+    for slot in range {
+        if !mem.matches(c, slot) {
+            continue;
+        }
+        out.push((mem.score(q, slot), slot));
+        if out.len() >= 4 * k + 16 {
+            top_k(out, k);
+        }
+    }
+}
+
+/// The CPU's vector extensions, detected once (pulp).
+static SIMD: LazyLock<pulp::Arch> = LazyLock::new(pulp::Arch::new);
+
+/// [`scan_loop`] as a pulp operation: compiled once per instruction set and run with the best
+/// the CPU has (AVX2 here), since the portable x86-64 build widens the int8 rows with SSE2
+/// only. Exact search of 60 000 rows, k = 10, p50 over 300 queries, two alternating runs each
+/// on this 2-core machine while it also compiled (`cargo run --release -p touxiang-vectors
+/// --example vector_bench -- --sizes 60000 --queries 300 --hnsw-max 0`): 6.35 / 5.41 ms
+/// portable, 2.40 / 3.36 ms with AVX2.
+struct Scan<'a, 'f> {
+    mem: &'a Mem,
+    q: &'a [f32],
+    k: usize,
+    c: &'a Compiled<'f>,
+    range: std::ops::Range<usize>,
+    out: &'a mut Vec<(f32, usize)>,
+}
+
+impl pulp::WithSimd for Scan<'_, '_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        scan_loop(self.mem, self.q, self.k, self.c, self.range, self.out)
     }
 }
 
@@ -312,7 +361,7 @@ fn top_k(v: &mut Vec<(f32, usize)>, k: usize) {
 
 /// Dot product of an f32 query with a row of f32 or int8 (unscaled), with 8 independent
 /// accumulators so the compiler vectorises it.
-#[inline]
+#[inline(always)]
 pub(crate) fn dot<T: Copy + Into<f32>>(a: &[f32], b: &[T]) -> f32 {
     let mut acc = [0f32; 8];
     let ca = a.chunks_exact(8);
