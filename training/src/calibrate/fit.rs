@@ -1,126 +1,14 @@
-//! Fitting the head/kNN mixture, per-level temperatures and the decision thresholds on the
-//! calibration split, and the summary metrics reported after training.
+//! Fitting one calibration: the mixture and vote temperatures, the per-level temperatures (NLL,
+//! then the top-1 ECE refinement), the path rule and the step confidence with its thresholds.
 
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
-use touxiang_datasets::Decision;
 
-use crate::classifier::{
-    combine, decide, knn_vote, Calibration, HeadOutputs, LevelDists, Neighbor,
+use super::{
+    confidence_bins, correct_at, ece, gold_positions, nll_of, votes_of, DecisionTargets, MixChoice,
+    Votes, JOINT_MARGIN,
 };
+use crate::classifier::{combine, decide, Calibration, HeadOutputs, LevelDists, Neighbor};
 use crate::tree::Tree;
-
-/// Threshold meaning "never": above every probability.
-pub const NEVER: f32 = 2.0;
-
-/// How much better (mean top-1 over levels on the calibration split) the joint path rule must be
-/// than the greedy one to be chosen. On GB/T 4754 a +0.4-point calib gain of the joint rule came
-/// with −0.5 points mean top-1 on the test split (class +0.4, section −1.4), so small differences
-/// are treated as noise.
-pub const JOINT_MARGIN: f64 = 0.01;
-
-/// Targets of the threshold search.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-pub struct DecisionTargets {
-    /// Precision each level threshold must reach on the calibration split.
-    pub level_precision: f64,
-    /// Precision of `auto` decisions on the calibration split.
-    pub auto_precision: f64,
-    /// Labels shallower than this depth are always `review`.
-    pub auto_min_depth: usize,
-    /// Fewest calibration examples above a threshold for it to count as measured.
-    pub min_support: usize,
-    /// A threshold's calibration precision must reach the target at the lower end of its Wilson
-    /// score interval, `precision_z` standard errors below the rate (0 = the rate itself, the
-    /// default). Measured on the loan test half with the shipped classifier (labels returned at
-    /// precision / correct at division or deeper / auto at precision): z 0: 75.4 % at 97.8 % /
-    /// 59.0 % / 46.1 % at 99.2 %; z 0.5: 67.1 % at 98.4 % / 50.7 % / 48.6 % at 99.2 %; z 1:
-    /// 64.7 % at 98.8 % / 48.8 % / 44.1 % at 99.4 %. The margin costs far more coverage than
-    /// the precision it buys; `touxiang train --precision-z` sets it for a bank that wants it.
-    #[serde(default)]
-    pub precision_z: f64,
-}
-
-impl Default for DecisionTargets {
-    fn default() -> Self {
-        DecisionTargets {
-            level_precision: 0.98,
-            auto_precision: 0.98,
-            auto_min_depth: 1,
-            min_support: 20,
-            precision_z: 0.0,
-        }
-    }
-}
-
-/// Calibration-split comparison of the component choices (negative log-likelihood per level,
-/// averaged over levels, and top-1 accuracy of the greedy path at the deepest level).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct MixChoice {
-    pub name: String,
-    /// (flat, level, kNN, lexical)
-    pub mix: [f32; 4],
-    pub knn_tau: f32,
-    pub lexical_tau: f32,
-    pub nll: f64,
-    pub leaf_top1: f64,
-}
-
-/// Whether the labeled `gold` node agrees with the predicted node at depth `d` of `path`.
-pub(crate) fn correct_at(tree: &Tree, path: &[(usize, f32)], d: usize, gold: usize) -> bool {
-    if Some(gold) == tree.vague() || path.len() <= d {
-        return false;
-    }
-    let gd = tree.nodes[gold].depth;
-    if gd >= d {
-        tree.ancestor_at(gold, d) == Some(path[d].0)
-    } else {
-        path[gd].0 == gold
-    }
-}
-
-pub(crate) fn gold_positions(tree: &Tree, gold: usize) -> Vec<Option<usize>> {
-    (0..tree.depth_count())
-        .map(|d| tree.ancestor_at(gold, d).map(|a| tree.pos_in_level(a)))
-        .collect()
-}
-
-pub use crate::thresholds::{threshold_for_precision, threshold_for_precision_bound, wilson_lower};
-
-pub(crate) fn nll_of(gold_probs: &[[Option<f32>; 4]], mix: [f32; 4]) -> f64 {
-    let mut s = 0f64;
-    for g in gold_probs {
-        let mut num = 0f32;
-        let mut den = 0f32;
-        for c in 0..4 {
-            if let Some(p) = g[c] {
-                num += mix[c] * p;
-                den += mix[c];
-            }
-        }
-        let p = if den > 0.0 { num / den } else { 0.0 };
-        s -= (p.max(1e-6) as f64).ln();
-    }
-    s / gold_probs.len().max(1) as f64
-}
-
-/// The kNN and lexical votes of example `i` under the taus of `cal` (all `None` when absent).
-pub(crate) type Votes = (Vec<Option<Vec<f32>>>, Vec<Option<Vec<f32>>>);
-
-pub(crate) fn votes_of(
-    tree: &Tree,
-    h: &HeadOutputs,
-    neighbors: Option<&[Neighbor]>,
-    knn_k: usize,
-    knn_tau: f32,
-    lexical_tau: f32,
-) -> Votes {
-    let knn = match neighbors {
-        Some(n) => knn_vote(tree, n, knn_k, knn_tau),
-        None => vec![None; tree.depth_count()],
-    };
-    (knn, knn_vote(tree, &h.lexical, knn_k, lexical_tau))
-}
 
 /// Fit one calibration. `neighbors` = `None` fits the heads-only mode (the lexical vote, computed
 /// from the text, is available in both modes when the head outputs carry lexical neighbours).
@@ -394,35 +282,8 @@ pub(crate) fn fit_calibration(
     (cal, choices)
 }
 
-/// Equal-width confidence bins of `(confidence, correct)` pairs: per bin the sum of the
-/// confidences, the number correct and the count.
-pub fn confidence_bins(pairs: &[(f32, bool)], bins: usize) -> Vec<(f64, usize, usize)> {
-    let bins = bins.max(1);
-    let mut acc = vec![(0f64, 0usize, 0usize); bins];
-    for &(c, ok) in pairs {
-        let c = f64::from(c).clamp(0.0, 1.0);
-        let b = ((c * bins as f64) as usize).min(bins - 1);
-        acc[b].0 += c;
-        acc[b].1 += usize::from(ok);
-        acc[b].2 += 1;
-    }
-    acc
-}
-
-/// Expected calibration error of [`confidence_bins`]: Σ_b (n_b / n) · |accuracy_b − confidence_b|
-/// (`None` without pairs).
-pub fn ece(bins: &[(f64, usize, usize)]) -> Option<f64> {
-    let n: usize = bins.iter().map(|b| b.2).sum();
-    (n > 0).then(|| {
-        bins.iter()
-            .filter(|b| b.2 > 0)
-            .map(|&(c, k, m)| (m as f64 / n as f64) * (k as f64 / m as f64 - c / m as f64).abs())
-            .sum()
-    })
-}
-
 /// Bins of the top-1 calibration refinement (as in the eval report).
-const ECE_BINS: usize = 15;
+pub(super) const ECE_BINS: usize = 15;
 
 /// Per level, root first, replace the NLL-fitted temperature by the one on a grid around it
 /// (×0.37 … ×2.7) that minimises the ECE of the greedy path's confidence at that level.
@@ -432,7 +293,12 @@ const ECE_BINS: usize = 15;
 /// 0.089 in `touxiang eval`), so the alternatives a reviewer sees understated the best guess.
 /// Temperatures keep each level a distribution and its ranking (so the greedy path) unchanged;
 /// the decision thresholds are searched afterwards on the refined confidences.
-fn refine_top1_temperatures(tree: &Tree, raw: &[LevelDists], gold: &[usize], temps: &mut [f32]) {
+pub(super) fn refine_top1_temperatures(
+    tree: &Tree,
+    raw: &[LevelDists],
+    gold: &[usize],
+    temps: &mut [f32],
+) {
     let paths: Vec<Vec<(usize, f32)>> = raw
         .par_iter()
         .map(|r| crate::classifier::greedy_path(tree, r))
@@ -487,160 +353,5 @@ fn refine_top1_temperatures(tree: &Tree, raw: &[LevelDists], gold: &[usize], tem
         for (&i, c) in idx.iter().zip(confs(best_t)) {
             prefix[i] = c;
         }
-    }
-}
-
-/// Summary metrics of labeled predictions (the eval crate computes the official ones).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct SplitMetrics {
-    pub examples: usize,
-    /// Top-1 accuracy of the full greedy path per level (examples labeled at least that deep).
-    pub top1_by_level: Vec<f64>,
-    /// Gold leaf among the five most probable leaves (deepest-level distribution).
-    pub top5_leaf: f64,
-    /// Share of results with a label (not null).
-    pub labeled: f64,
-    /// Precision of labels at their returned level.
-    pub label_precision: f64,
-    /// Share of labels by returned depth.
-    pub label_depth_share: Vec<f64>,
-    /// Share of results decided `auto`.
-    pub auto_coverage: f64,
-    /// Precision of `auto` results at their returned level.
-    pub auto_precision: f64,
-    /// Expected calibration error (10 bins) of label confidence vs correctness at the label level.
-    pub ece: f64,
-}
-
-/// Per-example outcome used to compute [`SplitMetrics`].
-pub(crate) struct Outcome<'a> {
-    pub path: &'a [(usize, f32)],
-    pub label_depth: Option<usize>,
-    pub decision: Decision,
-    pub leaf_dist: &'a [f32],
-    pub gold: usize,
-}
-
-pub(crate) fn split_metrics(tree: &Tree, outs: &[Outcome<'_>]) -> SplitMetrics {
-    let depth = tree.depth_count();
-    let n = outs.len();
-    if n == 0 {
-        return SplitMetrics::default();
-    }
-    let mut top1 = vec![(0usize, 0usize); depth];
-    let mut top5 = (0usize, 0usize);
-    let (mut labeled, mut lab_ok, mut auto, mut auto_ok) = (0usize, 0usize, 0usize, 0usize);
-    let mut depth_count = vec![0usize; depth];
-    let mut label_pairs: Vec<(f32, bool)> = Vec::new();
-    let last = depth - 1;
-    for o in outs {
-        let gd = tree.nodes[o.gold].depth;
-        let gold_vague = Some(o.gold) == tree.vague();
-        for (d, t) in top1.iter_mut().enumerate() {
-            if gold_vague && d > 0 || !gold_vague && gd < d {
-                continue;
-            }
-            t.1 += 1;
-            if gold_vague && o.path.is_empty() || correct_at(tree, o.path, d, o.gold) {
-                t.0 += 1;
-            }
-        }
-        if gd == last && !gold_vague {
-            top5.1 += 1;
-            let gp = tree.pos_in_level(o.gold);
-            let pg = o.leaf_dist[gp];
-            let better = o.leaf_dist.iter().filter(|&&p| p > pg).count();
-            if better < 5 {
-                top5.0 += 1;
-            }
-        }
-        if let Some(d) = o.label_depth {
-            labeled += 1;
-            depth_count[d] += 1;
-            let ok = correct_at(tree, o.path, d, o.gold);
-            lab_ok += usize::from(ok);
-            label_pairs.push((o.path[d].1, ok));
-            if o.decision == Decision::Auto {
-                auto += 1;
-                auto_ok += usize::from(ok);
-            }
-        }
-    }
-    let ratio = |a: usize, b: usize| {
-        if b == 0 {
-            f64::NAN
-        } else {
-            a as f64 / b as f64
-        }
-    };
-    let ece = ece(&confidence_bins(&label_pairs, 10)).unwrap_or(0.0);
-    SplitMetrics {
-        examples: n,
-        top1_by_level: top1.iter().map(|(a, b)| ratio(*a, *b)).collect(),
-        top5_leaf: ratio(top5.0, top5.1),
-        labeled: ratio(labeled, n),
-        label_precision: ratio(lab_ok, labeled),
-        label_depth_share: depth_count.iter().map(|c| ratio(*c, labeled)).collect(),
-        auto_coverage: ratio(auto, n),
-        auto_precision: ratio(auto_ok, auto),
-        ece,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn top1_refinement_sharpens_an_under_confident_level() {
-        // one level of ten classes; the top-1 always carries 0.3 but is right 60 % of the time
-        let rows: Vec<(String, String, Option<String>)> = (0..10)
-            .map(|i| (format!("c{i}"), format!("class {i}"), None))
-            .collect();
-        let tree = Tree::from_rows("t", vec!["class".into()], &rows, false).unwrap();
-        let leaves = tree.level(0).to_vec();
-        let (mut raw, mut gold) = (Vec::new(), Vec::new());
-        for n in 0..1000usize {
-            let g = n % 10;
-            let top = if n % 5 < 3 { g } else { (g + 1 + n % 7) % 10 };
-            let mut p = vec![0.7f32 / 9.0; 10];
-            p[top] = 0.3;
-            raw.push(vec![p]);
-            gold.push(leaves[g]);
-        }
-        let top1_ece = |t: f32| {
-            let pairs: Vec<(f32, bool)> = raw
-                .iter()
-                .zip(&gold)
-                .map(|(r, &g)| {
-                    let q = crate::classifier::temper(&r[0], t);
-                    let (best, c) = q
-                        .iter()
-                        .enumerate()
-                        .max_by(|a, b| a.1.total_cmp(b.1))
-                        .unwrap();
-                    (*c, leaves[best] == g)
-                })
-                .collect();
-            ece(&confidence_bins(&pairs, ECE_BINS)).unwrap()
-        };
-        assert!(top1_ece(1.0) > 0.25, "the fixture is under-confident");
-        let mut temps = vec![1.0f32];
-        refine_top1_temperatures(&tree, &raw, &gold, &mut temps);
-        // confidence 0.6 needs (0.3 / 0.078)^(1/T) = 13.5, i.e. T ≈ 0.52
-        assert!((0.45..0.6).contains(&temps[0]), "{temps:?}");
-        assert!(top1_ece(temps[0]) < 0.05, "{}", top1_ece(temps[0]));
-    }
-
-    #[test]
-    fn ece_of_bins() {
-        let pairs = [(0.95, true), (0.95, false), (0.15, false)];
-        let b = confidence_bins(&pairs, 10);
-        assert_eq!(b[9].1, 1);
-        assert_eq!(b[9].2, 2);
-        // (2/3)·|0.5 − 0.95| + (1/3)·|0 − 0.15|
-        let e = ece(&b).unwrap();
-        assert!((e - (2.0 / 3.0 * 0.45 + 0.15 / 3.0)).abs() < 1e-6, "{e}");
-        assert!(ece(&confidence_bins(&[], 10)).is_none());
     }
 }

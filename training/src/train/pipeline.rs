@@ -1,150 +1,20 @@
-//! `train(config, embedder) -> TrainReport`: corpus → embeddings (cached) → heads → kNN index →
-//! calibration → metrics → versioned artifacts. One call, reproducible for a seed.
+//! The training run itself: gold nodes, embeddings, heads, exemplar and lexical indexes,
+//! calibration, metrics and the saved artifacts (with the model version's fitted hash).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
-
+use super::{corpus_of, metrics_for, TrainConfig, TrainReport};
 use crate::artifacts::{ArtifactMeta, Artifacts};
-use crate::calibrate::{
-    fit_calibration, split_metrics, DecisionTargets, MixChoice, Outcome, SplitMetrics,
-};
+use crate::calibrate::fit_calibration;
 use crate::classifier::{Classifier, HeadOutputs, Neighbor};
-use crate::corpus::{
-    build_corpus, corpus_from_examples, load_examples_jsonl, Corpus, CorpusOptions, CorpusStats,
-    Example, Source, Split, SplitRatios,
-};
+use crate::corpus::{Example, Split};
 use crate::embed::{embed_all, EmbedFn};
 use crate::error::{Result, TrainError};
-use crate::heads::{train_linear, HeadConfig, HeadLog, TargetSet};
+use crate::heads::{train_linear, TargetSet};
 use crate::knn::ExemplarIndex;
-use crate::tfidf::{LexicalConfig, LexicalIndex};
+use crate::tfidf::LexicalIndex;
 use crate::tree::Tree;
-
-/// Where the training examples come from.
-#[derive(Debug, Clone)]
-pub enum CorpusSource {
-    /// GB/T 4754 notes (`notes.jsonl`) + taxonomy names + templates + vague phrases.
-    Notes {
-        notes_path: PathBuf,
-        options: CorpusOptions,
-    },
-    /// Labeled examples already in memory (custom taxonomy), plus the taxonomy names when
-    /// `with_names`.
-    Examples {
-        examples: Vec<Example>,
-        with_names: bool,
-    },
-    /// A prepared corpus.
-    Corpus(Corpus),
-}
-
-/// kNN vote temperatures tried on the calibration set (by `train` and `recalibrate`).
-pub(crate) const KNN_TAUS: &[f32] = &[0.02, 0.05, 0.1];
-/// Lexical vote temperatures tried on the calibration set.
-pub(crate) const LEXICAL_TAUS: &[f32] = &[0.05, 0.1, 0.2, 0.5];
-
-/// Everything `train` needs.
-#[derive(Debug, Clone)]
-pub struct TrainConfig {
-    pub tree: Tree,
-    pub source: CorpusSource,
-    /// Extra labeled JSONL files (`{"text","code"[,"source":"reviewed"]}`), e.g. review exports.
-    pub extra_examples: Vec<PathBuf>,
-    pub seed: u64,
-    /// Artifacts go to `out_dir/<taxonomy id>/<model version>/`.
-    pub out_dir: PathBuf,
-    /// Embedding cache directory (`None` = no cache).
-    pub cache_dir: Option<PathBuf>,
-    pub targets: DecisionTargets,
-    pub head: HeadConfig,
-    /// Train the flat leaf head.
-    pub flat_head: bool,
-    /// Train the per-level heads.
-    pub level_heads: bool,
-    /// Neighbours in the kNN vote.
-    pub knn_k: usize,
-    /// kNN temperatures tried on the calibration split.
-    pub knn_taus: Vec<f32>,
-    /// Lexical voter (character n-gram TF-IDF kNN over the training exemplar texts); `None` = off.
-    pub lexical: Option<LexicalConfig>,
-    /// Lexical-vote temperatures tried on the calibration split.
-    pub lexical_taus: Vec<f32>,
-    /// Save the training exemplars (texts, codes, vectors) beside the heads.
-    pub save_exemplars: bool,
-    /// Encoder batch size.
-    pub embed_batch: usize,
-    /// Labeled loan texts (e.g. the calibration half of the loan dev set) on which the mixture,
-    /// temperatures and thresholds are fitted instead of the corpus's calibration split, so that
-    /// the promised precision holds on loan text. Empty = the corpus's calibration split.
-    pub calib_loans: Vec<(touxiang_datasets::LoanText, String)>,
-    /// Sources kept out of the exemplar and lexical indexes (the heads still learn from them).
-    /// Default: templates — wrappers around note items that are themselves exemplars; they
-    /// added 22 k exemplars (memory and search time in the service) and n-gram noise
-    /// ("…生产线建设") to the lexical vote.
-    pub exemplars_exclude: Vec<Source>,
-}
-
-impl TrainConfig {
-    /// Defaults for a tree and a corpus source.
-    pub fn new(tree: Tree, source: CorpusSource, out_dir: impl Into<PathBuf>) -> Self {
-        // Auto decisions from the second level down (a division of GB/T 4754); a flat taxonomy
-        // has only its one level, where they must be possible too.
-        let defaults = DecisionTargets::default();
-        let targets = DecisionTargets {
-            auto_min_depth: defaults
-                .auto_min_depth
-                .min(tree.depth_count().saturating_sub(1)),
-            ..defaults
-        };
-        TrainConfig {
-            tree,
-            source,
-            extra_examples: Vec::new(),
-            seed: 42,
-            out_dir: out_dir.into(),
-            cache_dir: None,
-            targets,
-            head: HeadConfig::default(),
-            flat_head: true,
-            level_heads: true,
-            knn_k: 10,
-            knn_taus: KNN_TAUS.to_vec(),
-            lexical: Some(LexicalConfig::default()),
-            lexical_taus: LEXICAL_TAUS.to_vec(),
-            save_exemplars: true,
-            embed_batch: 64,
-            calib_loans: Vec::new(),
-            exemplars_exclude: vec![Source::Template],
-        }
-    }
-}
-
-/// What `train` did and measured.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TrainReport {
-    pub model_version: String,
-    pub artifact_dir: PathBuf,
-    pub encoder_version: String,
-    pub taxonomy_id: String,
-    pub taxonomy_version: String,
-    pub corpus_version: String,
-    pub corpus: CorpusStats,
-    pub seed: u64,
-    pub heads: Vec<HeadLog>,
-    /// Calibration-split comparison of flat vs level heads vs kNN vs the fitted mixture.
-    pub mix_choices_knn: Vec<MixChoice>,
-    pub mix_choices_heads_only: Vec<MixChoice>,
-    pub calib: SplitMetrics,
-    pub test: SplitMetrics,
-    /// Test metrics without neighbours (heads-only calibration).
-    pub test_heads_only: SplitMetrics,
-    pub seconds_embed: f64,
-    pub seconds_train: f64,
-    pub seconds_total: f64,
-}
 
 /// Gold node index of every example (errors name the code).
 fn gold_nodes(tree: &Tree, ex: &[&Example]) -> Result<Vec<usize>> {
@@ -156,44 +26,6 @@ fn gold_nodes(tree: &Tree, ex: &[&Example]) -> Result<Vec<usize>> {
             })
         })
         .collect()
-}
-
-/// Build the corpus of a config (without training).
-pub fn corpus_of(cfg: &TrainConfig) -> Result<Corpus> {
-    let mut corpus = match &cfg.source {
-        CorpusSource::Notes {
-            notes_path,
-            options,
-        } => {
-            let mut o = options.clone();
-            o.seed = cfg.seed;
-            build_corpus(notes_path, &cfg.tree, &o)?
-        }
-        CorpusSource::Examples {
-            examples,
-            with_names,
-        } => corpus_from_examples(&cfg.tree, examples.clone(), *with_names),
-        CorpusSource::Corpus(c) => c.clone(),
-    };
-    if !cfg.extra_examples.is_empty() {
-        let mut extra = Vec::new();
-        for p in &cfg.extra_examples {
-            extra.extend(load_examples_jsonl(
-                p,
-                &cfg.tree,
-                cfg.seed,
-                SplitRatios::default(),
-            )?);
-        }
-        let mut all = corpus.examples;
-        all.extend(extra);
-        let skipped = corpus.skipped;
-        corpus = corpus_from_examples(&cfg.tree, all, false);
-        for (k, v) in skipped {
-            *corpus.skipped.entry(k).or_default() += v;
-        }
-    }
-    Ok(corpus)
 }
 
 /// Train, calibrate, evaluate and save. See the crate docs for the pipeline.
@@ -527,101 +359,4 @@ fn texts_of<'a>(ex: &[&'a Example]) -> Vec<&'a str> {
 
 fn placeholder_cal(tree: &Tree) -> crate::classifier::Calibration {
     crate::classifier::Calibration::neutral([0.5, 0.5, 0.0, 0.0], 0.05, 0.05, tree.depth_count())
-}
-
-pub(crate) fn metrics_for(
-    clf: &Classifier,
-    heads: &[HeadOutputs],
-    neighbors: Option<&[Vec<Neighbor>]>,
-    gold: &[usize],
-) -> SplitMetrics {
-    let empty = Vec::new();
-    let results: Vec<(crate::classifier::LevelDists, crate::classifier::Decided)> = heads
-        .iter()
-        .enumerate()
-        .map(|(i, h)| {
-            let nb = neighbors.map(|n| &n[i]).unwrap_or(&empty);
-            clf.scored(h, nb)
-        })
-        .collect();
-    let last = clf.tree.depth_count() - 1;
-    let outs: Vec<Outcome<'_>> = results
-        .iter()
-        .zip(gold)
-        .map(|((d, dec), &g)| Outcome {
-            path: &dec.path,
-            label_depth: dec.label_depth,
-            decision: dec.decision,
-            leaf_dist: &d[last],
-            gold: g,
-        })
-        .collect();
-    split_metrics(&clf.tree, &outs)
-}
-
-/// One prediction of a labeled example, in a form the eval crate can score.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Prediction {
-    pub text: String,
-    pub gold_code: String,
-    /// Full greedy path (root first, down to a leaf) before abstention; empty = vague.
-    pub pred_path: Vec<String>,
-    /// The returned label (after abstention) and its level depth.
-    pub label_code: Option<String>,
-    pub label_depth: Option<usize>,
-    /// Calibrated probability of the predicted node at each level of `pred_path`.
-    pub level_probs: Vec<f32>,
-    /// Five most probable codes at the deepest level.
-    pub top5: Vec<(String, f32)>,
-    pub confidence: f32,
-    pub decision: touxiang_datasets::Decision,
-}
-
-/// Predict every example (e.g. the test split) with neighbours from `index` when given.
-pub fn predict_split(
-    clf: &Classifier,
-    embedder: &dyn EmbedFn,
-    examples: &[&Example],
-    index: Option<&ExemplarIndex>,
-    cache_dir: Option<&Path>,
-) -> Result<Vec<Prediction>> {
-    let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
-    let x = embed_all(embedder, &texts, cache_dir, 64)?;
-    let heads = clf.head_outputs_for_texts(&texts, &x)?;
-    let nbs = match index {
-        Some(ix) => ix.search(&x, clf.knn_k())?,
-        None => vec![Vec::new(); x.len()],
-    };
-    let tree = clf.tree();
-    let last = tree.depth_count() - 1;
-    Ok(examples
-        .iter()
-        .zip(heads.iter().zip(&nbs))
-        .map(|(e, (h, nb))| {
-            let (d, dec) = clf.scored(h, nb);
-            let mut top: Vec<(usize, f32)> = d[last].iter().copied().enumerate().collect();
-            top.sort_by(|a, b| b.1.total_cmp(&a.1));
-            Prediction {
-                text: e.text.clone(),
-                gold_code: e.code.clone(),
-                pred_path: dec
-                    .path
-                    .iter()
-                    .map(|(i, _)| tree.nodes[*i].code.clone())
-                    .collect(),
-                label_code: dec
-                    .label_depth
-                    .map(|ld| tree.nodes[dec.path[ld].0].code.clone()),
-                label_depth: dec.label_depth,
-                level_probs: dec.path.iter().map(|(_, c)| *c).collect(),
-                top5: top
-                    .into_iter()
-                    .take(5)
-                    .map(|(p, c)| (tree.nodes[tree.level(last)[p]].code.clone(), c))
-                    .collect(),
-                confidence: dec.label_depth.map(|ld| dec.path[ld].1).unwrap_or(0.0),
-                decision: dec.decision,
-            }
-        })
-        .collect())
 }

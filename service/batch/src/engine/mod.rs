@@ -2,24 +2,29 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::io::{Seek, SeekFrom, Write};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use touxiang_datasets::{Decision, LabelResult, Labeler, Taxonomy};
+use touxiang_datasets::{Labeler, Taxonomy};
 
 use crate::cache::LabelCache;
 use crate::diff::{DiffAccumulator, DiffReport};
 use crate::error::{BatchError, RowIssue};
 use crate::input::{self, RawRow};
 use crate::options::{BatchOptions, Format, Shard};
-use crate::output::{self, OutputRow, RowWriter};
+use crate::output::{self, RowWriter};
 use crate::progress::{Progress, Stage};
-use crate::review::{ReviewRequest, ReviewSink};
+use crate::review::ReviewSink;
+
+mod checkpoint;
+mod chunk;
+
+use checkpoint::{fingerprint, sync_dir, Checkpoint, CHECKPOINT_VERSION};
+use chunk::process_chunk;
 
 /// What the caller plugs into a run besides the options: shared progress, the cancel flag, the
 /// review sink, previous labels for the diff and the taxonomy.
@@ -100,110 +105,6 @@ pub struct BatchSummary {
     pub diff: Option<DiffReport>,
     /// Wall time of this invocation.
     pub elapsed_secs: f64,
-}
-
-const CHECKPOINT_VERSION: u32 = 1;
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Checkpoint {
-    version: u32,
-    fingerprint: String,
-    /// Input rows of this shard consumed (all of them are in the part file).
-    rows_done: u64,
-    /// Length of the part file holding exactly those rows (with the header).
-    part_bytes: u64,
-    counters: Counters,
-    issues: Vec<RowIssue>,
-    issues_truncated: bool,
-    diff: Option<DiffAccumulator>,
-}
-
-impl Checkpoint {
-    fn load(path: &Path) -> Result<Option<Checkpoint>, BatchError> {
-        match std::fs::read(path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(BatchError::io("cannot read checkpoint", path, e)),
-            Ok(b) => serde_json::from_slice(&b)
-                .map(Some)
-                .map_err(|e| BatchError::Checkpoint {
-                    path: path.to_path_buf(),
-                    message: format!("unreadable: {e}"),
-                }),
-        }
-    }
-
-    /// Write atomically: temp file, fsync, rename, fsync the directory.
-    fn save(&self, path: &Path) -> Result<(), BatchError> {
-        let tmp = crate::options::suffixed(path, ".tmp");
-        let json = serde_json::to_vec(self).map_err(|e| BatchError::Checkpoint {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        {
-            let mut f = File::create(&tmp).map_err(|e| BatchError::io("cannot write", &tmp, e))?;
-            f.write_all(&json)
-                .and_then(|_| f.sync_all())
-                .map_err(|e| BatchError::io("cannot write", &tmp, e))?;
-        }
-        std::fs::rename(&tmp, path).map_err(|e| BatchError::io("cannot rename to", path, e))?;
-        sync_dir(path);
-        Ok(())
-    }
-}
-
-fn sync_dir(path: &Path) {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-}
-
-/// SHA-256 of the whole input file plus every option that changes the output.
-fn fingerprint(
-    opts: &BatchOptions,
-    in_fmt: Format,
-    out_fmt: Format,
-    model: &str,
-    taxonomy: &str,
-    hooks: &BatchHooks,
-) -> Result<String, BatchError> {
-    let mut f =
-        File::open(&opts.input).map_err(|e| BatchError::io("cannot open input", &opts.input, e))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    let mut len = 0u64;
-    loop {
-        let n = f
-            .read(&mut buf)
-            .map_err(|e| BatchError::io("cannot read input", &opts.input, e))?;
-        if n == 0 {
-            break;
-        }
-        len += n as u64;
-        h.update(&buf[..n]);
-    }
-    let input_sha = hex::encode(h.finalize());
-    let ident = serde_json::json!({
-        "v": CHECKPOINT_VERSION,
-        "input_sha256": input_sha,
-        "input_len": len,
-        "input_format": in_fmt,
-        "encoding": opts.input_encoding,
-        "sheet": opts.sheet,
-        "output_format": out_fmt,
-        "id_column": opts.id_column,
-        "text_column": opts.text_column,
-        "shard": opts.shard,
-        "review": opts.review,
-        "old_code_column": opts.old_code_column,
-        "balance_column": opts.balance_column,
-        "previous_codes": hooks.previous_codes.as_ref().map(|m| m.len()),
-        "taxonomy": hooks.taxonomy.as_ref().map(|t| t.version().to_string()),
-        "model_version": model,
-        "taxonomy_version": taxonomy,
-    });
-    Ok(hex::encode(Sha256::digest(ident.to_string().as_bytes())))
 }
 
 /// Run a batch: label every input row (of the shard) and write one output row per input row, in
@@ -449,212 +350,4 @@ pub fn run(
         diff,
         elapsed_secs: started.elapsed().as_secs_f64(),
     })
-}
-
-#[allow(clippy::too_many_arguments)]
-fn process_chunk(
-    opts: &BatchOptions,
-    labeler: &dyn Labeler,
-    hooks: &BatchHooks,
-    taxonomy: &Taxonomy,
-    fp: &str,
-    cache: &mut LabelCache,
-    state: &mut Checkpoint,
-    chunk: &[RawRow],
-    model: &str,
-    tax_version: &str,
-) -> Result<Vec<OutputRow>, BatchError> {
-    let progress = &hooks.progress;
-    let issue = |state: &mut Checkpoint, raw: &RawRow, field: &str, reason: &str| {
-        if state.issues.len() < opts.max_issue_samples {
-            state.issues.push(RowIssue {
-                row: raw.row,
-                line: raw.line,
-                id: raw.id.clone(),
-                field: field.to_string(),
-                reason: reason.to_string(),
-            });
-        } else {
-            state.issues_truncated = true;
-        }
-    };
-
-    // Normalise and dedup.
-    let mut keys: Vec<String> = Vec::new();
-    let mut index: HashMap<String, usize> = HashMap::new();
-    let mut slot: Vec<Result<usize, String>> = Vec::with_capacity(chunk.len());
-    for raw in chunk {
-        if !raw.warnings.is_empty() {
-            state.counters.warnings += 1;
-        }
-        for (f, r) in &raw.warnings {
-            issue(state, raw, f, r);
-        }
-        if let Some((field, reason)) = &raw.problem {
-            issue(state, raw, field, reason);
-            slot.push(Err(format!("row {}: {field}: {reason}", raw.row)));
-            continue;
-        }
-        let norm = crate::norm::normalize(&raw.text);
-        if norm.is_empty() {
-            let reason = if raw.text.is_empty() {
-                "empty text"
-            } else {
-                "text is only whitespace"
-            };
-            issue(state, raw, &opts.text_column, reason);
-            slot.push(Err(format!(
-                "row {}: {}: {reason}",
-                raw.row, opts.text_column
-            )));
-            continue;
-        }
-        let next = keys.len();
-        let k = *index.entry(norm).or_insert_with_key(|n| {
-            keys.push(n.clone());
-            next
-        });
-        slot.push(Ok(k));
-    }
-
-    // Cache, then the labeler for the misses.
-    let mut labels: Vec<Option<Arc<LabelResult>>> = Vec::with_capacity(keys.len());
-    for k in &keys {
-        labels.push(cache.get(k)?);
-    }
-    let misses: Vec<usize> = (0..keys.len()).filter(|&i| labels[i].is_none()).collect();
-    let c = &mut state.counters;
-    c.unique_texts += keys.len() as u64;
-    c.cache_hits += (keys.len() - misses.len()) as u64;
-    Progress::add(&progress.unique_texts, keys.len() as u64);
-    Progress::add(&progress.cache_hits, (keys.len() - misses.len()) as u64);
-    let first_row = chunk.first().map(|r| r.row).unwrap_or(0);
-    for batch in misses.chunks(opts.label_batch_size) {
-        let texts: Vec<&str> = batch.iter().map(|&i| keys[i].as_str()).collect();
-        let got = labeler.label(&texts).map_err(|e| BatchError::Labeler {
-            row: first_row,
-            message: e.to_string(),
-        })?;
-        if got.len() != texts.len() {
-            return Err(BatchError::Labeler {
-                row: first_row,
-                message: format!("{} labels for {} texts", got.len(), texts.len()),
-            });
-        }
-        state.counters.labeler_calls += 1;
-        state.counters.labeled_texts += texts.len() as u64;
-        Progress::add(&progress.labeled_texts, texts.len() as u64);
-        let got: Vec<Arc<LabelResult>> = got.into_iter().map(Arc::new).collect();
-        let items: Vec<(&str, Arc<LabelResult>)> =
-            texts.iter().copied().zip(got.iter().cloned()).collect();
-        cache.put_many(&items)?;
-        for (&i, l) in batch.iter().zip(got) {
-            labels[i] = Some(l);
-        }
-    }
-
-    // Output rows, review routing, diff.
-    let mut out = Vec::with_capacity(chunk.len());
-    for (raw, s) in chunk.iter().zip(slot) {
-        let old = raw.old_code.clone().or_else(|| {
-            hooks
-                .previous_codes
-                .as_ref()
-                .and_then(|m| m.get(&raw.id).cloned())
-        });
-        let row = match s {
-            Err(msg) => {
-                state.counters.errors += 1;
-                Progress::add(&progress.errors, 1);
-                if let Some(d) = state.diff.as_mut() {
-                    d.add(
-                        taxonomy,
-                        raw.row,
-                        &raw.id,
-                        &raw.text,
-                        old.as_deref(),
-                        None,
-                        raw.balance,
-                    );
-                }
-                OutputRow {
-                    id: raw.id.clone(),
-                    code: None,
-                    level: None,
-                    name: None,
-                    confidence: None,
-                    decision: None,
-                    model_version: model.to_string(),
-                    taxonomy_version: tax_version.to_string(),
-                    section: None,
-                    division: None,
-                    group: None,
-                    class: None,
-                    review_id: None,
-                    error: Some(msg),
-                }
-            }
-            Ok(k) => {
-                let label = labels[k].as_ref().expect("every key is labeled");
-                state.counters.labeled += 1;
-                if label.code.is_none() {
-                    state.counters.abstained += 1;
-                }
-                let mut review_id = None;
-                if label.decision == Decision::Review {
-                    state.counters.review_rows += 1;
-                    Progress::add(&progress.review_rows, 1);
-                    if opts.review {
-                        let sink = hooks.review.as_ref().expect("checked at start");
-                        let key = format!("{fp}:{}", raw.row);
-                        let id = sink
-                            .enqueue(&ReviewRequest {
-                                key: &key,
-                                row: raw.row,
-                                id: &raw.id,
-                                text: &raw.text,
-                                label,
-                            })
-                            .map_err(|e| BatchError::Review {
-                                row: raw.row,
-                                message: e.to_string(),
-                            })?;
-                        state.counters.reviews_enqueued += 1;
-                        review_id = Some(id);
-                    }
-                }
-                if let Some(d) = state.diff.as_mut() {
-                    d.add(
-                        taxonomy,
-                        raw.row,
-                        &raw.id,
-                        &raw.text,
-                        old.as_deref(),
-                        label.code.as_deref(),
-                        raw.balance,
-                    );
-                }
-                let at = |d: usize| label.code_at(d).map(str::to_string);
-                OutputRow {
-                    id: raw.id.clone(),
-                    code: label.code.clone(),
-                    level: label.level.clone(),
-                    name: label.name.clone(),
-                    confidence: Some(label.confidence),
-                    decision: Some(label.decision.as_str().to_string()),
-                    model_version: label.model_version.clone(),
-                    taxonomy_version: label.taxonomy_version.clone(),
-                    section: at(0),
-                    division: at(1),
-                    group: at(2),
-                    class: at(3),
-                    review_id,
-                    error: None,
-                }
-            }
-        };
-        state.counters.rows += 1;
-        out.push(row);
-    }
-    Ok(out)
 }
