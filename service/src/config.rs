@@ -67,7 +67,7 @@ impl Default for Limits {
             request_timeout_secs: 60,
             upload_timeout_secs: 3600,
             header_read_timeout_secs: 10,
-            max_connections: 16_384,
+            max_connections: 32_768,
             max_in_flight_per_key: 64,
         }
     }
