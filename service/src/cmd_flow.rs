@@ -147,6 +147,11 @@ pub fn run_payments(a: FlowIngestArgs) -> anyhow::Result<()> {
             Err(e) => eprintln!("payments were written; classifying the payees failed ({e}): flows will classify them when asked"),
         }
     }
+    if s.committed {
+        // the `flow.section` dimension of aggregates, from the payee labels cached above
+        let portfolios = touxiang_portfolio::PortfolioStore::open(&cfg.data_dir)?;
+        s.flow_sections = Some(store.refresh_actual_sections(&a.portfolio, None, &portfolios)?);
+    }
     finish(&s)
 }
 

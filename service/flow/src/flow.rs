@@ -295,11 +295,7 @@ pub(crate) fn analyse(
     let flags = flags(&hops, &related, &declared, opts, currency, total);
     let mut actual: Vec<SectionShare> = Vec::new();
     for h in &hops {
-        let section = match (&h.kind, &h.label) {
-            (PayeeKind::Individual, _) => "individual".to_string(),
-            (_, Some(l)) => l.path.first().map_or(l.code.clone(), |s| s.code.clone()),
-            (_, None) => "unlabeled".to_string(),
-        };
+        let section = crate::actual::actual_section(&h.kind, h.label.as_ref());
         match actual.iter_mut().find(|s| s.section == section) {
             Some(s) => s.amount += h.amount,
             None => actual.push(SectionShare {

@@ -67,6 +67,9 @@ pub struct IngestSummary {
     pub valid_rows: u64,
     /// Distinct payees classified after the commit (payments; `None` when not asked).
     pub payees_labeled: Option<u64>,
+    /// Loans whose actual-use section (`flow.section` of `/v1/aggregate`) was recomputed after
+    /// the commit (payments; `None` when it was not).
+    pub flow_sections: Option<u64>,
     /// Wall time in milliseconds.
     pub elapsed_ms: u64,
 }
@@ -200,6 +203,7 @@ pub(crate) fn run<T: Table>(
         rows_read: 0,
         valid_rows: 0,
         payees_labeled: None,
+        flow_sections: None,
         elapsed_ms: 0,
     };
     let note = |s: &mut IngestSummary, errs: &mut Vec<RowError>| {

@@ -16,6 +16,7 @@
 //!   exposures ([`graph`], [`borrowers`]).
 //! * [`synth`] — a generated book with planted diversions and circles, and the benchmark.
 
+pub mod actual;
 pub mod alerts;
 pub mod bench;
 pub mod borrowers;

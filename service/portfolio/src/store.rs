@@ -66,6 +66,17 @@ CREATE TABLE IF NOT EXISTS loans (
     ingest_id      INTEGER NOT NULL,
     PRIMARY KEY (portfolio, loan_id, as_of_date)
 ) WITHOUT ROWID;
+-- Where each loan's money actually went (fund-flow tracing, touxiang-flow): the GB/T 4754
+-- section that received the largest share of its payments ('individual' for people,
+-- 'unlabeled' for payees not classified). Added after version 1 without a version bump: the
+-- DDL creates it in older stores, and older binaries ignore it.
+CREATE TABLE IF NOT EXISTS loan_actual (
+    portfolio TEXT NOT NULL,
+    loan_id   TEXT NOT NULL,
+    section   TEXT NOT NULL,
+    share     REAL NOT NULL,
+    PRIMARY KEY (portfolio, loan_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS ingests (
     id          INTEGER PRIMARY KEY,
     portfolio   TEXT NOT NULL,
@@ -201,10 +212,43 @@ impl PortfolioStore {
         Ok(out)
     }
 
+    /// Replace the actual-use sections of `portfolio`'s loans (the `flow.section` dimension):
+    /// `(loan_id, section, share of the paid amount)` for every loan with payments; loans not
+    /// listed have none. One transaction; aggregates see it at once (the generation moves).
+    pub fn set_actual_sections<'a>(
+        &self,
+        portfolio: &str,
+        rows: impl IntoIterator<Item = (&'a str, &'a str, f64)>,
+    ) -> Result<u64> {
+        let mut conn = self.connect()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if read_config(&tx, portfolio)?.is_none() {
+            return Err(PortfolioError::UnknownPortfolio(portfolio.to_string()));
+        }
+        tx.execute("DELETE FROM loan_actual WHERE portfolio=?1", [portfolio])?;
+        let mut n = 0u64;
+        {
+            let mut ins = tx.prepare(
+                "INSERT OR REPLACE INTO loan_actual (portfolio, loan_id, section, share) VALUES (?1,?2,?3,?4)",
+            )?;
+            for (loan, section, share) in rows {
+                ins.execute(rusqlite::params![portfolio, loan, section, share])?;
+                n += 1;
+            }
+        }
+        tx.execute(
+            "UPDATE portfolios SET generation = generation + 1 WHERE name=?1",
+            [portfolio],
+        )?;
+        tx.commit()?;
+        Ok(n)
+    }
+
     /// Delete a portfolio and all its loans (one transaction). Returns the number of loan rows.
     pub fn delete_portfolio(&self, portfolio: &str) -> Result<u64> {
         let mut conn = self.connect()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute("DELETE FROM loan_actual WHERE portfolio=?1", [portfolio])?;
         let n = tx.execute("DELETE FROM loans WHERE portfolio=?1", [portfolio])?;
         tx.execute("DELETE FROM portfolios WHERE name=?1", [portfolio])?;
         tx.commit()?;

@@ -148,6 +148,69 @@ async fn flow_uploads_routes_and_errors() {
     assert_eq!(st, StatusCode::OK, "{b}");
     assert_eq!(b["accepted"], truth.payments);
     assert!(b["payees_labeled"].as_u64().unwrap() > 0, "{b}");
+    // flow.section of /v1/aggregate: each loan counted under the section its flow's `actual`
+    // puts first (computed apart, loan by loan, through the flow route)
+    let loans_csv = String::from_utf8(body(&dir, "loans.csv")).unwrap();
+    let ids: BTreeSet<&str> = loans_csv
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').next())
+        .collect();
+    let mut expected: HashMap<String, u64> = HashMap::new();
+    for id in &ids {
+        let (st, f) = call(
+            &app,
+            "GET",
+            &format!("/v1/loans/{id}/flow?portfolio=book"),
+            None,
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{f}");
+        if let Some(top) = f["actual"].as_array().unwrap().first() {
+            *expected
+                .entry(top["section"].as_str().unwrap().to_string())
+                .or_default() += 1;
+        }
+    }
+    assert!(expected.len() > 3, "{expected:?}");
+    assert_eq!(
+        b["flow_sections"].as_u64().unwrap(),
+        expected.values().sum::<u64>()
+    );
+    let (st, agg) = call(
+        &app,
+        "GET",
+        "/v1/aggregate?portfolio=book&by=flow.section",
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{agg}");
+    let mut got: HashMap<String, u64> = HashMap::new();
+    let mut without = 0;
+    for r in agg["rows"].as_array().unwrap() {
+        match r["flow.section"].as_str() {
+            Some(sec) => {
+                got.insert(sec.to_string(), r["loans"].as_u64().unwrap());
+            }
+            None => without += r["loans"].as_u64().unwrap(),
+        }
+    }
+    assert_eq!(got, expected);
+    assert_eq!(without + got.values().sum::<u64>(), ids.len() as u64);
+    // the declared × actual matrix
+    let (st, m) = call(
+        &app,
+        "GET",
+        "/v1/aggregate?portfolio=book&by=industry.section,flow.section&flow.section=K",
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{m}");
+    assert_eq!(
+        m["totals"]["loans"].as_u64(),
+        expected.get("K").copied().or(Some(0)),
+        "{m}"
+    );
     let (st, b) = call_raw(
         &app,
         "POST",

@@ -45,9 +45,14 @@ pub enum Dimension {
     /// Issue month `YYYY-MM` (from `issue_date`).
     #[serde(rename = "issue_month")]
     IssueMonth,
+    /// Where the loan's money actually went (fund-flow tracing): the GB/T 4754 section that
+    /// received the largest share of its payments, `individual` when people did, `unlabeled`
+    /// for payees not classified; no value for loans without payments.
+    #[serde(rename = "flow.section")]
+    FlowSection,
 }
 
-pub(crate) const NDIM: usize = 12;
+pub(crate) const NDIM: usize = 13;
 
 impl Dimension {
     /// All dimensions, in column order.
@@ -64,6 +69,7 @@ impl Dimension {
         Dimension::Product,
         Dimension::Month,
         Dimension::IssueMonth,
+        Dimension::FlowSection,
     ];
 
     /// API name (`industry.section`, `region.province`, `month`, ...).
@@ -81,6 +87,7 @@ impl Dimension {
             Dimension::Product => "product",
             Dimension::Month => "month",
             Dimension::IssueMonth => "issue_month",
+            Dimension::FlowSection => "flow.section",
         }
     }
 

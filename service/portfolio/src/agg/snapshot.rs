@@ -103,9 +103,11 @@ impl Snapshot {
         let mut days = Vec::new();
         let mut status = Vec::new();
         let mut st = conn.prepare(
-            "SELECT as_of_date, ind_section, ind_division, ind_group, ind_class, province, city, county, \
-             customer_type, purpose_code, product, issue_date, balance, overdue_days, status \
-             FROM loans WHERE portfolio=?1",
+            "SELECT l.as_of_date, l.ind_section, l.ind_division, l.ind_group, l.ind_class, l.province, \
+             l.city, l.county, l.customer_type, l.purpose_code, l.product, l.issue_date, l.balance, \
+             l.overdue_days, l.status, a.section \
+             FROM loans l LEFT JOIN loan_actual a ON a.portfolio=l.portfolio AND a.loan_id=l.loan_id \
+             WHERE l.portfolio=?1",
         )?;
         let mut rows = st.query([portfolio])?;
         while let Some(r) = rows.next()? {
@@ -123,6 +125,13 @@ impl Snapshot {
                             .as_str_or_null()
                             .map_err(rusqlite::Error::from)?;
                         interners[d].id(v.map(|s| &s[..s.len().min(7)]))
+                    }
+                    Dimension::FlowSection => {
+                        let v = r
+                            .get_ref(15)?
+                            .as_str_or_null()
+                            .map_err(rusqlite::Error::from)?;
+                        interners[d].id(v)
                     }
                     _ => {
                         let v = r
@@ -178,6 +187,11 @@ impl Snapshot {
                 self.config.region_scheme.name(code)
             }
             Dimension::Purpose => self.config.purpose_scheme.name(code).map(str::to_string),
+            Dimension::FlowSection => match code {
+                "individual" => Some("个人".to_string()),
+                "unlabeled" => Some("未识别".to_string()),
+                _ => industry_name(code),
+            },
             _ => None,
         }
     }

@@ -207,6 +207,9 @@ pub struct FlowIngestSummary {
     pub valid_rows: u64,
     /// Payee names classified after the commit (payments; null when not done).
     pub payees_labeled: Option<u64>,
+    /// Loans whose `flow.section` (the section that received most of their money, a dimension
+    /// of `/v1/aggregate`) was recomputed after the commit (payments; null when not done).
+    pub flow_sections: Option<u64>,
     pub elapsed_ms: u64,
     /// Only on 422 (all-or-nothing with rejected rows).
     pub error: Option<crate::error::ErrorDetail>,

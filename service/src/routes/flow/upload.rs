@@ -91,6 +91,7 @@ async fn ingest(
     let (spool, format, file_name) = spool_upload(&s, req, up.format).await?;
     let store = flow_store(&s)?;
     let labeler = (payments && up.label).then(|| payee_labeler(&s)).flatten();
+    let portfolios = crate::ext::Ext::of(&s).store()?;
     let mut opts = up.opts;
     opts.source_name = Some(file_name.unwrap_or_else(|| "http upload".into()));
     opts.max_reported_row_errors = Some(s.config().limits.max_reported_row_errors);
@@ -102,8 +103,12 @@ async fn ingest(
             store.ingest_relations(&portfolio, input, &opts)
         }?;
         drop(spool);
-        if let (true, Some(l)) = (r.committed, labeler) {
+        if let (true, Some(l)) = (r.committed, &labeler) {
             r.payees_labeled = Some(store.label_payees(&portfolio, l.as_ref())?);
+        }
+        if payments && r.committed {
+            let l = labeler.as_deref();
+            r.flow_sections = Some(store.refresh_actual_sections(&portfolio, l, &portfolios)?);
         }
         Ok::<_, touxiang_flow::FlowError>(r)
     })
@@ -123,7 +128,9 @@ async fn ingest(
 /// when any row is rejected (422, the summary plus `error`), `commit-valid` writes the valid rows
 /// (200). After a commit the new payees are classified (GB/T 4754 from the name; people
 /// recognised as individuals), unless `label=false` or the classifier is still loading
-/// (`payees_labeled` null: they are then classified when a flow is first asked for).
+/// (`payees_labeled` null: they are then classified when a flow is first asked for); then each
+/// loan's `flow.section` — the section that received most of its money, a dimension of
+/// `/v1/aggregate` — is recomputed (`flow_sections`).
 #[utoipa::path(post, path = "/v1/portfolios/{name}/payments", tag = "flow",
     security(("bearer" = [])),
     params(

@@ -158,7 +158,10 @@ fn attachment(name: &str, ext: &str, mime: &'static str, body: Vec<u8>) -> Respo
 /// Aggregate a portfolio over any dimensions, with filters, top-N, drill-down and export.
 ///
 /// Dimensions: `industry.section|division|group|class`, `region.province|city|county`,
-/// `customer_type`, `purpose`, `product`, `month`, `issue_month`. Any dimension name is also a
+/// `customer_type`, `purpose`, `product`, `month`, `issue_month`, and `flow.section` — where the
+/// loan's money actually went, from its payments (`POST /v1/portfolios/{name}/payments`): the
+/// GB/T 4754 section that received the largest share, `individual`, `unlabeled`, or no value
+/// for loans without payments; `by=industry.section,flow.section` is the declared × actual matrix. Any dimension name is also a
 /// filter (`industry.section=C`, `region.province=11,44`; `filter.<dim>=` works too).
 /// `drill=industry.section:C` replaces the dimension by its children filtered to the code (a
 /// section's divisions, a province's cities); repeatable. Bad parameters → 422 naming the
