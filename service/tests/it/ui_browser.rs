@@ -1,6 +1,6 @@
 //! The browser pages end to end, in real headless Chromium: the real binary on a fresh data
 //! dir with authentication on, keys of three roles, a generated Chinese book with a planted
-//! shock, then `service/ui/e2e/run.mjs` (playwright-core) drives `/ui/review` and `/ui/`.
+//! shock and a generated book with payments and guarantee relations, then `service/ui/e2e/run.mjs` (playwright-core) drives `/ui/review` and `/ui/`.
 //!
 //! Needs Debian's `chromium` and `npm ci` in `service/ui` (for playwright-core and the pinned
 //! ECharts package the vendored copy is checked against): `.ci/run` installs both and runs this
@@ -86,6 +86,47 @@ fn ui_browser_end_to_end() {
         Some(&data),
         &["ingest", "--portfolio", "demo", book.to_str().unwrap()],
     );
+    // a GENERATED book with payments and guarantee relations, for the fund-flow panels
+    let flow = dir.path().join("flow");
+    touxiang(
+        None,
+        &[
+            "flow",
+            "synth-book",
+            "--out",
+            flow.to_str().unwrap(),
+            "--loans",
+            "300",
+            "--circles",
+            "4",
+        ],
+    );
+    let model_dir = touxiang_model::test_model_dir();
+    let file = |f: &str| flow.join(f).to_str().unwrap().to_string();
+    touxiang(
+        Some(&data),
+        &["ingest", "--portfolio", "flow", &file("loans.csv")],
+    );
+    touxiang(
+        Some(&data),
+        &[
+            "ingest-payments",
+            "--portfolio",
+            "flow",
+            &file("payments.csv"),
+            "--model-dir",
+            model_dir.to_str().unwrap(),
+        ],
+    );
+    touxiang(
+        Some(&data),
+        &[
+            "ingest-relations",
+            "--portfolio",
+            "flow",
+            &file("relations.csv"),
+        ],
+    );
     // keys made before the server starts (it then makes no admin key of its own)
     let keys = [
         ("TX_REVIEWER_KEY", new_key(&data, "reviewer", "r1")),
@@ -117,6 +158,7 @@ fn ui_browser_end_to_end() {
         .envs(keys.iter().map(|(k, v)| (*k, v.as_str())))
         .env("TX_BASE", format!("http://{addr}"))
         .env("TX_PORTFOLIO", "demo")
+        .env("TX_FLOW_PORTFOLIO", "flow")
         .env("TX_OUT", &out)
         .env("CHROMIUM", &chromium)
         .status()
@@ -125,7 +167,12 @@ fn ui_browser_end_to_end() {
         status.success(),
         "browser end-to-end checks failed (see the output above)"
     );
-    for shot in ["workbench.png", "dashboard.png", "dashboard-drilled.png"] {
+    for shot in [
+        "workbench.png",
+        "dashboard.png",
+        "dashboard-drilled.png",
+        "dashboard-flow.png",
+    ] {
         assert!(out.join(shot).is_file(), "screenshot {shot} written");
     }
 }

@@ -7,6 +7,7 @@
 //   TX_ANALYST_KEY     key of role analyst
 //   TX_ORIGINATOR_KEY  key of role originator (classifies texts into the review queue)
 //   TX_PORTFOLIO       the ingested portfolio
+//   TX_FLOW_PORTFOLIO  a portfolio with payments and guarantee relations
 //   TX_OUT             directory for screenshots
 //   CHROMIUM           browser binary (default /usr/bin/chromium)
 // Exit code 0 when every check passed; each failure is printed with what was expected.
@@ -25,6 +26,7 @@ const env = (k) => {
 const BASE = env("TX_BASE");
 const KEYS = { reviewer: env("TX_REVIEWER_KEY"), analyst: env("TX_ANALYST_KEY"), originator: env("TX_ORIGINATOR_KEY") };
 const PORTFOLIO = env("TX_PORTFOLIO");
+const FLOW_PORTFOLIO = env("TX_FLOW_PORTFOLIO");
 const OUT = env("TX_OUT");
 mkdirSync(OUT, { recursive: true });
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -338,6 +340,44 @@ async function dashboard() {
     await download.saveAs(path);
     const csv = readFileSync(path, "utf8");
     assert(csv.includes("industry.section") && csv.split("\n").length > 3, `CSV export has a header and rows: ${csv.slice(0, 200)}`);
+    eq(problems.length, 0, `no console error or failed request on the dashboard: ${problems.join("\n")}`);
+  });
+
+  await check("dashboard: declared → actual sankey and the guarantee circle equal the API", async () => {
+    await page.getByTestId("overdue-select").selectOption("0");
+    await page.getByTestId("portfolio-select").selectOption(FLOW_PORTFOLIO);
+    const q = `portfolio=${encodeURIComponent(FLOW_PORTFOLIO)}&compare=false&overdue_days_gt=0`;
+    const api = await call(KEYS.analyst, `/v1/aggregate?${q}&by=industry.section,flow.section`);
+    const want = api.rows.filter((r) => r["flow.section"] && r.balance > 0);
+    assert(want.length > 3, `the generated book's money reaches several sections (API): ${want.length}`);
+    await page.waitForFunction((n) => {
+      const c = window.echarts.getInstanceByDom(document.querySelector("[data-testid=sankey]"));
+      return c && c.getOption()?.series?.[0]?.links?.length === n;
+    }, want.length, { timeout: 15000 }).catch(async () => {
+      throw new Error(`sankey links: ${JSON.stringify((await option("sankey"))?.series?.[0]?.links?.length)} vs ${want.length} rows`);
+    });
+    // the other panels follow the portfolio switch too
+    await page.waitForSelector("body:not([data-loading])");
+    const byInd = (await call(KEYS.analyst, `/v1/aggregate?${q}&by=industry.section`)).rows.filter((r) => r.balance > 0);
+    eq((await option("treemap")).series[0].data.length, byInd.length, "treemap nodes of the switched portfolio");
+    const links = (await option("sankey")).series[0].links;
+    for (const r of want) {
+      const l = links.find((x) => x.meta.declared === r["industry.section"] && x.meta.actual === r["flow.section"]);
+      assert(l, `link ${r["industry.section"]} → ${r["flow.section"]} drawn`);
+      assert(Math.abs(l.value - r.balance) < 1e-6, `link ${r["industry.section"]} → ${r["flow.section"]}: ${l.value} vs ${r.balance}`);
+      eq(l.meta.same, r["industry.section"] === r["flow.section"], "mismatching links are marked");
+    }
+    const circles = await call(KEYS.analyst, `/v1/graph/circles?portfolio=${encodeURIComponent(FLOW_PORTFOLIO)}&overdue_days_gt=0`);
+    assert(circles.circles.length > 0, "the generated book has guarantee circles (API)");
+    eq(await page.locator("[data-testid=circle-select] option").count(), circles.circles.length, "circles listed");
+    const g = (await option("circle-graph")).series[0];
+    eq(g.data.length, circles.circles[0].members.length, "members of the first circle drawn");
+    eq(g.links.length, circles.circles[0].guarantees.length, "its guarantees drawn");
+    const red = g.data.filter((d) => d.meta.overdue).length;
+    eq(red, circles.circles[0].members.filter((m) => m.overdue).length, "overdue members marked");
+    await page.waitForSelector("body:not([data-loading])");
+    await page.getByTestId("sankey").scrollIntoViewIfNeeded();
+    await page.screenshot({ path: join(OUT, "dashboard-flow.png"), fullPage: false });
     eq(problems.length, 0, `no console error or failed request on the dashboard: ${problems.join("\n")}`);
   });
   await ctx.close();

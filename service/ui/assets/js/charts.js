@@ -8,7 +8,7 @@ import { amount, count, pct } from "./format.js";
 // Content-Security-Policy (no inline style) refuses.
 // Placed beside the pointer, never under it: a canvas tooltip under the pointer would take the
 // click meant for the cell below it.
-const TOOLTIP = {
+export const TOOLTIP = {
   renderMode: "richText",
   confine: true,
   position: (point, _params, _el, _rect, size) => {
@@ -22,7 +22,7 @@ const TOOLTIP = {
 
 const RATE_COLORS = ["#e8f5e9", "#fff3bf", "#ffc078", "#f76707", "#c92a2a"];
 
-const label = (row, dim) => {
+export const label = (row, dim) => {
   const name = row[`${dim}_name`];
   const code = row[dim];
   if (code === null || code === undefined || code === "") return "未分类";
@@ -109,7 +109,8 @@ export function treemapOption(r, indDim) {
     },
     visualMap: { show: false, min: 0, max, dimension: 1, inRange: { color: RATE_COLORS }, seriesIndex: 0 },
     series: [{
-      type: "treemap", roam: false, nodeClick: false, breadcrumb: { show: false },
+      // no transition from the previous view's layout (it ignores the option-level switch)
+      type: "treemap", animation: false, roam: false, nodeClick: false, breadcrumb: { show: false },
       width: "100%", height: "100%", visualDimension: 1,
       label: { color: "#1f2933", formatter: (p) => `${p.name}\n${pct(p.data.meta.rate)}` },
       data: rows.map((x) => ({

@@ -1,12 +1,15 @@
 // The risk dashboard (/ui/): KPI cards, industry × region heatmap of the overdue rate with
-// drill-down, exposure treemap, monthly trend, customer type × purpose table, alerts, export.
-// Every figure comes from the API (/v1/aggregate, /v1/alerts); the page only draws them.
+// drill-down, exposure treemap, monthly trend, customer type × purpose table, alerts, export,
+// and where the money went: declared → actual section (sankey) and the guarantee circles.
+// Every figure comes from the API (/v1/aggregate, /v1/alerts, /v1/graph/circles); the page only
+// draws them.
 
 import { api, qs } from "./api.js";
 import { boot, showError } from "./shell.js";
 import { $, byTestId, download, fill, h, toast } from "./dom.js";
 import { amount, count, pct } from "./format.js";
 import { heatmapOption, lineOption, treemapOption } from "./charts.js";
+import { circleOption, sankeyOption } from "./flowcharts.js";
 
 const IND = ["industry.section", "industry.division", "industry.group", "industry.class"];
 const REG = ["region.province", "region.city", "region.county"];
@@ -21,6 +24,7 @@ const st = {
   ind: [], // trail of {dim, code, name}, coarsest first
   reg: [],
   charts: {},
+  circles: [],
   seq: 0,
 };
 
@@ -37,7 +41,7 @@ boot({
     }
     st.portfolio = list[0].name;
     fill(main, layout(list));
-    for (const id of ["heatmap", "treemap", "trend"]) {
+    for (const id of ["heatmap", "treemap", "trend", "sankey", "circle-graph"]) {
       st.charts[id] = window.echarts.init(byTestId(id), null, { locale: "ZH", renderer: "canvas" });
     }
     st.charts.heatmap.on("click", onCellClick);
@@ -83,7 +87,18 @@ function layout(list) {
       h("section", { class: "card" }, h("h3", {}, "客户类型 × 贷款用途（逾期率 / 余额）"),
         h("div", { id: "pivot", class: "pivot", "data-testid": "customer-purpose" })),
       h("section", { class: "card" }, h("h3", {}, "预警"),
-        h("ul", { class: "alerts", "data-testid": "alerts" }))));
+        h("ul", { class: "alerts", "data-testid": "alerts" }))),
+    h("div", { class: "grid2" },
+      h("section", { class: "card" },
+        h("h3", {}, "资金实际去向（申报门类 → 实际门类，按余额） ",
+          h("span", { class: "muted" }, "橙色：去向与申报不符")),
+        h("div", { class: "chart tall", "data-testid": "sankey" })),
+      h("section", { class: "card" },
+        h("h3", {}, "担保圈 ",
+          h("select", { "data-testid": "circle-select", "aria-label": "担保圈",
+            onchange: (e) => drawCircle(Number(e.target.value)) })),
+        h("p", { class: "muted", "data-testid": "circle-summary" }),
+        h("div", { class: "chart tall", "data-testid": "circle-graph" }))));
 }
 
 // -------------------------------------------------------------------------------------------
@@ -120,6 +135,8 @@ async function render() {
   const trend = aggregate({ by: "month", as_of: "all", compare: false });
   const pivot = aggregate({ by: "customer_type,purpose", compare: false });
   const alerts = api(`/v1/alerts?${qs({ portfolio: st.portfolio, overdue_days_gt: st.overdue })}`);
+  const flow = aggregate({ by: "industry.section,flow.section", compare: false });
+  const circles = api(`/v1/graph/circles?${qs({ portfolio: st.portfolio, overdue_days_gt: st.overdue })}`);
   try {
     const main = await cells;
     if (seq !== st.seq) return;
@@ -129,6 +146,8 @@ async function render() {
     st.charts.trend.setOption(lineOption(await trend), true);
     drawPivot(await pivot);
     drawAlerts(await alerts);
+    st.charts.sankey.setOption(sankeyOption(await flow), true);
+    drawCircles((await circles).circles || []);
   } catch (e) {
     if (seq === st.seq) showError(byTestId("breadcrumb"), e);
   } finally {
@@ -211,6 +230,24 @@ function drawAlerts(r) {
     h("div", { class: "seg" }, seg, h("span", { class: "muted" }, ` ${a.month || ""}`)),
     h("div", { class: "reason" }, a.reason));
   }));
+}
+
+function drawCircles(list) {
+  st.circles = list;
+  fill(byTestId("circle-select"), list.length
+    ? list.map((c, i) => h("option", { value: i },
+      `${i + 1}. ${c.members.length} 户 · 敞口 ${amount(c.total_exposure)}${c.overdue_members ? " · 有逾期" : ""}`))
+    : h("option", { value: -1 }, "（无）"));
+  drawCircle(list.length ? 0 : -1);
+}
+
+function drawCircle(i) {
+  const c = st.circles[i];
+  byTestId("circle-summary").textContent = c
+    ? `${c.members.length} 户，总敞口 ${amount(c.total_exposure)}，逾期敞口 ${amount(c.overdue_exposure)}` +
+      `，${c.overdue_members} 户逾期，受波及敞口 ${amount(c.exposure_at_risk)}`
+    : "";
+  st.charts["circle-graph"].setOption(circleOption(c), true);
 }
 
 /** Show an alert's segment: its industry and region keys become the drill-down trails. */
