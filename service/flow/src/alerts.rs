@@ -7,7 +7,9 @@
 //!   trips go to the borrower or to a related borrower); each candidate is then analysed in
 //!   full. (`inconsistent` payees alone raise no alert: they are in each loan's flow.)
 //! * **Circle warnings** — every guarantee circle with an overdue member: who is overdue, the
-//!   exposure put at risk and the performing part of it ([`crate::graph`]).
+//!   exposure put at risk and the performing part of it ([`crate::graph`]). The early warning
+//!   is a member that **became** overdue since the previous snapshot (overdue now, not overdue
+//!   or not yet a borrower then): such circles come first and their reason says so.
 
 use std::collections::BTreeSet;
 
@@ -42,6 +44,11 @@ pub struct CircleWarning {
     pub members: usize,
     /// Names (or keys) of the overdue members.
     pub overdue_members: Vec<String>,
+    /// The overdue members that were not overdue at `previous_as_of` (empty without an earlier
+    /// snapshot).
+    pub newly_overdue_members: Vec<String>,
+    /// The snapshot compared with: the one before the circles' own, if any.
+    pub previous_as_of: Option<String>,
     pub total_exposure: f64,
     pub overdue_exposure: f64,
     pub exposure_at_risk: f64,
@@ -161,35 +168,67 @@ impl FlowStore {
                 .then(a.loan_id.cmp(&b.loan_id))
         });
         let money = |a: f64| format_amount(a, &currency);
-        for c in self.circles(portfolio, GraphOptions::default())?.circles {
+        let quoted = |v: &[String]| {
+            v.iter()
+                .map(|n| format!("“{n}”"))
+                .collect::<Vec<_>>()
+                .join("、")
+        };
+        let graph = GraphOptions::default();
+        let circles = self.circles(portfolio, graph)?;
+        let conn = self.connect(portfolio)?;
+        let previous = match &circles.as_of {
+            Some(a) => crate::graph::previous_as_of(&conn, portfolio, a)?,
+            None => None,
+        };
+        for c in circles.circles {
             if c.overdue_members == 0 {
                 continue;
             }
+            let display =
+                |m: &crate::graph::Member| m.name.clone().unwrap_or_else(|| m.key.clone());
             let overdue: Vec<String> = c
                 .members
                 .iter()
                 .filter(|m| m.overdue)
-                .map(|m| m.name.clone().unwrap_or_else(|| m.key.clone()))
+                .map(display)
                 .collect();
+            let mut newly = Vec::new();
+            if let Some(prev) = &previous {
+                for m in c.members.iter().filter(|m| m.overdue) {
+                    if !crate::graph::overdue_at(&conn, portfolio, prev, &m.key, graph)? {
+                        newly.push(display(m));
+                    }
+                }
+            }
+            let news = match (&previous, newly.is_empty()) {
+                (Some(p), false) => format!("【新增】{}较上期（{p}）新转逾期；", quoted(&newly)),
+                _ => String::new(),
+            };
             out.circle_warnings.push(CircleWarning {
                 reason: format!(
-                    "担保圈 {}（{}户，总敞口{}）中{}已逾期（逾期敞口{}），圈内未逾期敞口{}因相互担保受牵连",
+                    "{news}担保圈 {}（{}户，总敞口{}）中{}已逾期（逾期敞口{}），圈内未逾期敞口{}因相互担保受牵连",
                     c.id,
                     c.members.len(),
                     money(c.total_exposure),
-                    overdue.iter().map(|n| format!("“{n}”")).collect::<Vec<_>>().join("、"),
+                    quoted(&overdue),
                     money(c.overdue_exposure),
                     money(c.contagion_exposure)
                 ),
                 circle_id: c.id,
                 members: c.members.len(),
                 overdue_members: overdue,
+                newly_overdue_members: newly,
+                previous_as_of: previous.clone(),
                 total_exposure: c.total_exposure,
                 overdue_exposure: c.overdue_exposure,
                 exposure_at_risk: c.exposure_at_risk,
                 contagion_exposure: c.contagion_exposure,
             });
         }
+        // the early warnings first; otherwise the circles' order (largest exposure at risk)
+        out.circle_warnings
+            .sort_by_key(|w| w.newly_overdue_members.is_empty());
         Ok(out)
     }
 }

@@ -134,6 +134,31 @@ fn member(
     })
 }
 
+/// Whether the borrower `key` had an overdue loan in the snapshot `as_of` (`false` when it had
+/// no loan then).
+pub(crate) fn overdue_at(
+    conn: &Connection,
+    portfolio: &str,
+    as_of: &str,
+    key: &str,
+    opts: GraphOptions,
+) -> Result<bool> {
+    Ok(member(conn, portfolio, Some(as_of), key, None, opts)?.overdue)
+}
+
+/// The portfolio's snapshot (`as_of_date`) before `as_of`, if any.
+pub(crate) fn previous_as_of(
+    conn: &Connection,
+    portfolio: &str,
+    as_of: &str,
+) -> Result<Option<String>> {
+    Ok(conn.query_row(
+        "SELECT max(as_of_date) FROM pf.loans WHERE portfolio=?1 AND as_of_date < ?2",
+        params![portfolio, as_of],
+        |r| r.get(0),
+    )?)
+}
+
 /// Circles of the guarantee relations `rels` (see the module documentation).
 fn circles_of(
     conn: &Connection,

@@ -283,3 +283,100 @@ fn circles_and_exposures_equal_an_independent_computation() {
     assert!(!g.relations.is_empty());
     assert_eq!(g.circle.unwrap().members.len(), got[0].0.len());
 }
+
+/// A member that becomes overdue between two snapshots raises its circle's early warning:
+/// named as newly overdue against the previous snapshot, listed first, said in the reason;
+/// circles whose members were already overdue carry no such news.
+#[test]
+fn a_member_becoming_overdue_is_the_circles_early_warning() {
+    let b = book(
+        &FlowSynthSpec {
+            loans: 600,
+            circles: 10,
+            ..Default::default()
+        },
+        true,
+    );
+    let lab = truth_labeler(&b.truth);
+    let opts = FlowOptions::default();
+    let before = b.flow.alerts("book", &opts, Some(&lab), 100_000).unwrap();
+    assert!(before
+        .circle_warnings
+        .iter()
+        .all(|w| w.newly_overdue_members.is_empty() && w.previous_as_of.is_none()));
+    // a circle with no overdue member; its first member's loans go 45 days overdue next month
+    let circles = b.flow.circles("book", GraphOptions::default()).unwrap();
+    let quiet = circles
+        .circles
+        .iter()
+        .find(|c| c.overdue_members == 0)
+        .expect("a circle without overdue members");
+    let m = &quiet.members[0];
+    let its: BTreeSet<&str> = m.loans.iter().map(|l| l.loan_id.as_str()).collect();
+    let mut rdr = csv::Reader::from_path(b.dir.join("loans.csv")).unwrap();
+    let h = rdr.headers().unwrap().clone();
+    let col = |n: &str| h.iter().position(|x| x == n).unwrap();
+    let (id, days, asof) = (col("loan_id"), col("overdue_days"), col("as_of_date"));
+    let next = b.dir.join("loans-next.csv");
+    let mut w = csv::Writer::from_path(&next).unwrap();
+    w.write_record(&h).unwrap();
+    for r in rdr.records() {
+        let r = r.unwrap();
+        let row: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(i, v)| match i {
+                i if i == asof => "2025-07-31".to_string(),
+                i if i == days && its.contains(&r[id]) => "45".to_string(),
+                _ => v.to_string(),
+            })
+            .collect();
+        w.write_record(&row).unwrap();
+    }
+    w.flush().unwrap();
+    let store = touxiang_portfolio::PortfolioStore::open(&b.data).unwrap();
+    let r = store
+        .ingest_file(
+            "book",
+            &next,
+            &touxiang_portfolio::IngestOptions::default(),
+            None,
+        )
+        .unwrap();
+    assert!(r.committed, "{:?}", r.rejected);
+    let after = b.flow.alerts("book", &opts, Some(&lab), 100_000).unwrap();
+    let name = m.name.clone().unwrap_or_else(|| m.key.clone());
+    let first = &after.circle_warnings[0];
+    assert_eq!(first.circle_id, quiet.id, "the new warning comes first");
+    assert_eq!(first.newly_overdue_members, vec![name.clone()]);
+    assert_eq!(first.previous_as_of.as_deref(), Some("2025-06-30"));
+    assert!(
+        first.reason.starts_with("【新增】") && first.reason.contains(&name),
+        "{}",
+        first.reason
+    );
+    // the circles overdue in both snapshots carry no news
+    let old: BTreeSet<&str> = before
+        .circle_warnings
+        .iter()
+        .map(|w| w.circle_id.as_str())
+        .collect();
+    assert!(!old.is_empty());
+    for w in after
+        .circle_warnings
+        .iter()
+        .filter(|w| old.contains(w.circle_id.as_str()))
+    {
+        assert!(w.newly_overdue_members.is_empty(), "{}", w.reason);
+    }
+    println!(
+        "circle warnings: {} before, {} after ({} new)",
+        before.circle_warnings.len(),
+        after.circle_warnings.len(),
+        after
+            .circle_warnings
+            .iter()
+            .filter(|w| !w.newly_overdue_members.is_empty())
+            .count()
+    );
+}

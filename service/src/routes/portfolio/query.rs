@@ -92,7 +92,9 @@ pub struct AlertsResponse {
     /// Fund-flow warnings (null when the data dir has no payments or relations):
     /// `{diversions: [{loan_id, borrower, kinds: ["restricted_use"|"round_trip"], amount,
     /// mismatch_score, reason}], circle_warnings: [{circle_id, members, overdue_members,
-    /// total_exposure, overdue_exposure, exposure_at_risk, contagion_exposure, reason}],
+    /// newly_overdue_members, previous_as_of, total_exposure, overdue_exposure,
+    /// exposure_at_risk, contagion_exposure, reason}] (circles where a member became overdue
+    /// since the previous snapshot first),
     /// loans_checked, truncated}` — see `GET /v1/loans/{loan_id}/flow` and
     /// `GET /v1/graph/circles`.
     #[schema(value_type = Option<Object>)]
