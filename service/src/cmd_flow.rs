@@ -143,7 +143,15 @@ pub fn run_payments(a: FlowIngestArgs) -> anyhow::Result<()> {
     if s.committed && !a.no_label {
         let lab = LazyLabeler::new(cfg.clone(), PAYEE_TAXONOMY.into(), a.neighbors);
         match store.label_payees(&a.portfolio, &lab) {
-            Ok(n) => s.payees_labeled = Some(n),
+            Ok(n) => {
+                s.payees_labeled = Some(n);
+                let review = crate::review::ReviewCtx::open(&cfg)?;
+                s.payees_queued = Some(crate::payee_review::enqueue_payees(
+                    &review.store,
+                    &store,
+                    &a.portfolio,
+                )?);
+            }
             Err(e) => eprintln!("payments were written; classifying the payees failed ({e}): flows will classify them when asked"),
         }
     }

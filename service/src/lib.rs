@@ -17,6 +17,7 @@ pub mod ext;
 pub mod extract;
 pub mod keywords;
 pub mod openapi;
+pub mod payee_review;
 pub mod queue;
 pub mod review;
 pub mod routes;

@@ -362,6 +362,9 @@ pub enum ExemplarStatus {
     NotFinal,
     /// Model or exemplar store unavailable; the label is durable in the review store only.
     Unavailable,
+    /// A payee's final label (the `payees` queue): written to the fund-flow payee cache, where
+    /// it wins over the model's label in every flow; payee names are not exemplars.
+    Payee,
     /// Embedded and durable in the exemplar store's outbox (`DATA_DIR/vectors/outbox.sqlite`)
     /// while Qdrant is unreachable: applied, in order, as soon as it answers again.
     Queued,

@@ -70,6 +70,9 @@ pub struct IngestSummary {
     /// Loans whose actual-use section (`flow.section` of `/v1/aggregate`) was recomputed after
     /// the commit (payments; `None` when it was not).
     pub flow_sections: Option<u64>,
+    /// Payees sent to the reviewers' `payees` queue after the commit (payments; `None` when
+    /// not done).
+    pub payees_queued: Option<u64>,
     /// Wall time in milliseconds.
     pub elapsed_ms: u64,
 }
@@ -204,6 +207,7 @@ pub(crate) fn run<T: Table>(
         valid_rows: 0,
         payees_labeled: None,
         flow_sections: None,
+        payees_queued: None,
         elapsed_ms: 0,
     };
     let note = |s: &mut IngestSummary, errs: &mut Vec<RowError>| {

@@ -27,6 +27,7 @@ pub mod ingest;
 pub mod name_rules;
 pub mod names;
 pub mod payee_eval;
+pub mod payee_review;
 pub mod payees;
 pub mod payments;
 pub mod relations;

@@ -11,7 +11,8 @@
 //!   [`cache_scope`](Labeler::cache_scope) (model version) and the [normalised
 //!   name](crate::names::normalize): a name is classified once per model, whatever the number of
 //!   payments, portfolios or requests. Without a labeler (the classifier still loading) the
-//!   newest cached label of the name under any scope is used.
+//!   newest cached label of the name under any scope is used. A reviewer's label
+//!   ([`crate::payee_review`]) wins over every model's.
 
 use rusqlite::{params, Connection, OptionalExtension};
 use rustc_hash::FxHashMap;
@@ -255,11 +256,22 @@ pub fn model_text(name: &str) -> String {
     }
 }
 
-fn read_cached(
+/// The cached label of a payee: a reviewer's ([`crate::payee_review::REVIEWED_SCOPE`]) first,
+/// then the one of `scope` (or, without, the newest of any scope). `None` = not classified.
+pub(crate) fn read_cached(
     conn: &Connection,
     scope: Option<&str>,
     norm: &str,
 ) -> Result<Option<Option<Label>>> {
+    let reviewed: Option<Option<String>> = conn
+        .prepare_cached("SELECT path FROM payee_labels WHERE scope=?1 AND norm=?2")?
+        .query_row(params![crate::payee_review::REVIEWED_SCOPE, norm], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    if let Some(p) = reviewed {
+        return Ok(Some(p.and_then(|j| serde_json::from_str::<Label>(&j).ok())));
+    }
     let row: Option<Option<String>> = match scope {
         Some(s) => conn
             .prepare_cached("SELECT path FROM payee_labels WHERE scope=?1 AND norm=?2")?
@@ -275,7 +287,7 @@ fn read_cached(
     Ok(row.map(|p| p.and_then(|j| serde_json::from_str::<Label>(&j).ok())))
 }
 
-fn write_cached(
+pub(crate) fn write_cached(
     conn: &Connection,
     scope: &str,
     norm: &str,

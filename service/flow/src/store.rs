@@ -63,6 +63,13 @@ CREATE TABLE IF NOT EXISTS payee_labels (
     PRIMARY KEY (scope, norm)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS payee_labels_norm ON payee_labels (norm);
+-- Payees sent to the reviewers' `payees` queue (added after version 1: created by this DDL in
+-- older stores, ignored by older binaries)
+CREATE TABLE IF NOT EXISTS payee_reviews (
+    norm      TEXT PRIMARY KEY,
+    review_id TEXT NOT NULL,
+    queued_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ','now'))
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS loan_borrowers (
     portfolio     TEXT NOT NULL,
     loan_id       TEXT NOT NULL,

@@ -276,6 +276,18 @@ pub async fn label(
     metrics::counter!("touxiang_review_labels_total", "stage" => out.label.stage.as_str())
         .increment(1);
     let exemplar = match &out.final_label {
+        Some(f) if crate::payee_review::payee_of(f).is_some() => {
+            let flow = crate::routes::flow::flow_store(&s)?;
+            let f = f.clone();
+            match blocking(move || Ok(crate::payee_review::apply_final(&flow, &f)?)).await {
+                Ok(true) => ExemplarStatus::Payee,
+                Ok(false) => ExemplarStatus::Unavailable,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reviewed payee label not written to the payee cache");
+                    ExemplarStatus::Unavailable
+                }
+            }
+        }
         Some(f) => add_exemplar(&s, f).await,
         None => ExemplarStatus::NotFinal,
     };

@@ -210,6 +210,9 @@ pub struct FlowIngestSummary {
     /// Loans whose `flow.section` (the section that received most of their money, a dimension
     /// of `/v1/aggregate`) was recomputed after the commit (payments; null when not done).
     pub flow_sections: Option<u64>,
+    /// Payees the classifier was unsure of, sent to the reviewers' `payees` queue after the
+    /// commit (payments; null when not done, e.g. without a classifier).
+    pub payees_queued: Option<u64>,
     pub elapsed_ms: u64,
     /// Only on 422 (all-or-nothing with rejected rows).
     pub error: Option<crate::error::ErrorDetail>,

@@ -92,6 +92,10 @@ async fn ingest(
     let store = flow_store(&s)?;
     let labeler = (payments && up.label).then(|| payee_labeler(&s)).flatten();
     let portfolios = crate::ext::Ext::of(&s).store()?;
+    let review = match (payments, &labeler) {
+        (true, Some(_)) => s.review().ok(),
+        _ => None,
+    };
     let mut opts = up.opts;
     opts.source_name = Some(file_name.unwrap_or_else(|| "http upload".into()));
     opts.max_reported_row_errors = Some(s.config().limits.max_reported_row_errors);
@@ -105,6 +109,12 @@ async fn ingest(
         drop(spool);
         if let (true, Some(l)) = (r.committed, &labeler) {
             r.payees_labeled = Some(store.label_payees(&portfolio, l.as_ref())?);
+            if let Some(ctx) = &review {
+                match crate::payee_review::enqueue_payees(&ctx.store, &store, &portfolio) {
+                    Ok(n) => r.payees_queued = Some(n),
+                    Err(e) => tracing::warn!(error = %e, "payees not sent to review"),
+                }
+            }
         }
         if payments && r.committed {
             let l = labeler.as_deref();
@@ -128,7 +138,9 @@ async fn ingest(
 /// when any row is rejected (422, the summary plus `error`), `commit-valid` writes the valid rows
 /// (200). After a commit the new payees are classified (GB/T 4754 from the name; people
 /// recognised as individuals), unless `label=false` or the classifier is still loading
-/// (`payees_labeled` null: they are then classified when a flow is first asked for); then each
+/// (`payees_labeled` null: they are then classified when a flow is first asked for); the payees
+/// it was unsure of (abstained, or `review`) go to the reviewers' `payees` queue
+/// (`payees_queued`; a reviewer's label then wins in every flow); then each
 /// loan's `flow.section` — the section that received most of its money, a dimension of
 /// `/v1/aggregate` — is recomputed (`flow_sections`).
 #[utoipa::path(post, path = "/v1/portfolios/{name}/payments", tag = "flow",
