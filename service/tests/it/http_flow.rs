@@ -81,9 +81,8 @@ fn body(p: &Path, f: &str) -> Vec<u8> {
     std::fs::read(p.join(f)).unwrap()
 }
 
-#[tokio::test]
-async fn flow_uploads_routes_and_errors() {
-    let (dir, truth) = generated(300, 6);
+/// The service on a fresh data dir with the generated payees' codes as its classifier.
+fn truth_app(truth: &Truth) -> (axum::Router, std::path::PathBuf) {
     let cfg = test_config();
     let data = cfg.data_dir.clone();
     let state = AppState::new(cfg, None);
@@ -94,7 +93,13 @@ async fn flow_uploads_routes_and_errors() {
             .map(|(n, c)| (touxiang_flow::payees::model_text(n), c.clone()))
             .collect(),
     )));
-    let app = touxiang::app(state);
+    (touxiang::app(state), data)
+}
+
+#[tokio::test]
+async fn flow_uploads_routes_and_errors() {
+    let (dir, truth) = generated(300, 6);
+    let (app, data) = truth_app(&truth);
     // payments before loans: the portfolio does not exist
     let (st, b) = call_raw(
         &app,
@@ -580,15 +585,7 @@ const FLOOR_PLANTED_P: f64 = 0.95;
 #[tokio::test]
 async fn unsure_payees_go_to_review_and_the_reviewed_label_wins() {
     let (dir, truth) = generated(120, 2);
-    let state = AppState::new(test_config(), None);
-    touxiang::ext::Ext::of(&state).set_labeler_override(Arc::new(TruthLabeler(
-        truth
-            .payee_codes
-            .iter()
-            .map(|(n, c)| (touxiang_flow::payees::model_text(n), c.clone()))
-            .collect(),
-    )));
-    let app = touxiang::app(state);
+    let (app, _) = truth_app(&truth);
     let (st, b) = call_raw(
         &app,
         "POST",
