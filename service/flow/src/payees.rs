@@ -6,7 +6,9 @@
 //!   industry; the model is not asked.
 //! * Any other payee is kind `organisation` and is labeled from its name (NFKC, trimmed) in
 //!   batches of [`LABEL_BATCH`]; the label is the deepest level the classifier stands behind
-//!   (it may stop at a division or section, or abstain: `label` null).
+//!   (it may stop at a division or section, or abstain: `label` null). When the name alone
+//!   leaves the classifier unsure, the name with the payee's most frequent payment memo is
+//!   classified too and wins when the classifier is surer of it (source `model+memo`).
 //! * Labels are cached in `payee_labels` keyed by the labeler's
 //!   [`cache_scope`](Labeler::cache_scope) (model version) and the [normalised
 //!   name](crate::names::normalize): a name is classified once per model, whatever the number of
@@ -256,6 +258,57 @@ pub fn model_text(name: &str) -> String {
     }
 }
 
+/// Is the classifier sure of `label` (an `auto` decision)?
+fn sure(label: &Option<Label>) -> bool {
+    label
+        .as_ref()
+        .is_some_and(|l| l.decision.as_deref() == Some("auto"))
+}
+
+/// Second look at the payees the name alone left unsure (no label, or `review`): the name with
+/// its most frequent payment memo ("XX科技，土地出让金") is classified, and that label replaces the
+/// name's when the classifier is sure of it or more confident than of the name's (source
+/// `model+memo`).
+fn with_memo(
+    labeler: &dyn Labeler,
+    chunk: &[(String, String, Option<String>)],
+    texts: &[String],
+    labels: &mut [Option<Label>],
+) -> Result<()> {
+    let idx: Vec<usize> = (0..chunk.len())
+        .filter(|&i| !sure(&labels[i]) && chunk[i].2.is_some())
+        .collect();
+    if idx.is_empty() {
+        return Ok(());
+    }
+    let with: Vec<String> = idx
+        .iter()
+        .map(|&i| {
+            format!(
+                "{}，{}",
+                texts[i],
+                chunk[i].2.as_deref().unwrap_or_default().trim()
+            )
+        })
+        .collect();
+    let refs: Vec<&str> = with.iter().map(String::as_str).collect();
+    for (&i, r) in idx.iter().zip(label_checked(labeler, &refs)?) {
+        let Some(mut l) = refine(&chunk[i].1, Label::from_result(&r)) else {
+            continue;
+        };
+        let before = labels[i].as_ref().and_then(|b| b.confidence).unwrap_or(0.0);
+        let m = Some(l.clone());
+        if sure(&m) || l.confidence.unwrap_or(0.0) > before {
+            l.source = Some(match l.source.as_deref() {
+                Some("model+name") => "model+name+memo".into(),
+                _ => "model+memo".into(),
+            });
+            labels[i] = Some(l);
+        }
+    }
+    Ok(())
+}
+
 /// The cached label of a payee: a reviewer's ([`crate::payee_review::REVIEWED_SCOPE`]) first,
 /// then the one of `scope` (or, without, the newest of any scope). `None` = not classified.
 pub(crate) fn read_cached(
@@ -406,27 +459,38 @@ impl FlowStore {
     pub fn label_payees(&self, portfolio: &str, labeler: &dyn Labeler) -> Result<u64> {
         let conn = self.connect(portfolio)?;
         let scope = labeler.cache_scope();
-        let todo: Vec<(String, String)> = conn
+        // each payee once, with the memo its payments carry most often (evidence when the
+        // name alone leaves the classifier unsure)
+        let todo: Vec<(String, String, Option<String>)> = conn
             .prepare(
-                "SELECT p.payee_norm, min(p.payee_name) FROM payments p \
+                "SELECT p.payee_norm, min(p.payee_name), \
+                 (SELECT q.memo FROM payments q WHERE q.portfolio=p.portfolio AND q.payee_norm=p.payee_norm \
+                  AND q.memo IS NOT NULL AND trim(q.memo)<>'' GROUP BY q.memo ORDER BY count(*) DESC, q.memo LIMIT 1) \
+                 FROM payments p \
                  LEFT JOIN payee_labels l ON l.scope=?2 AND l.norm=p.payee_norm \
                  WHERE p.portfolio=?1 AND l.norm IS NULL GROUP BY p.payee_norm",
             )?
-            .query_map(params![portfolio, scope], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .query_map(params![portfolio, scope], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
             .collect::<rusqlite::Result<_>>()?;
-        let todo: Vec<(String, String)> = todo
+        let todo: Vec<_> = todo
             .into_iter()
-            .filter(|(_, name)| !is_individual(name))
+            .filter(|(_, name, _)| !is_individual(name))
             .collect();
         let model = labeler.model_version();
         let mut n = 0u64;
         for chunk in todo.chunks(LABEL_BATCH) {
-            let texts: Vec<String> = chunk.iter().map(|(_, name)| model_text(name)).collect();
+            let texts: Vec<String> = chunk.iter().map(|(_, name, _)| model_text(name)).collect();
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            let labels = label_checked(labeler, &refs)?;
+            let mut labels: Vec<Option<Label>> = label_checked(labeler, &refs)?
+                .iter()
+                .zip(chunk)
+                .map(|(r, (_, name, _))| refine(name, Label::from_result(r)))
+                .collect();
+            with_memo(labeler, chunk, &texts, &mut labels)?;
             let tx = conn.unchecked_transaction()?;
-            for ((norm, name), r) in chunk.iter().zip(labels) {
-                let label = refine(name, Label::from_result(&r));
+            for ((norm, _, _), label) in chunk.iter().zip(&labels) {
                 write_cached(&tx, &scope, norm, label.as_ref(), &model)?;
             }
             tx.commit()?;

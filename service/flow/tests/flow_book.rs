@@ -380,3 +380,102 @@ fn a_member_becoming_overdue_is_the_circles_early_warning() {
             .count()
     );
 }
+
+/// Answers 7010 (real estate development) for a text naming 土地出让金 and abstains on every
+/// other: a name alone tells it nothing, the memo does.
+struct MemoOnly;
+
+impl touxiang_datasets::Labeler for MemoOnly {
+    fn label(
+        &self,
+        texts: &[&str],
+    ) -> Result<Vec<touxiang_datasets::LabelResult>, touxiang_datasets::LabelError> {
+        let tax = touxiang_datasets::Taxonomy::gbt4754();
+        Ok(texts
+            .iter()
+            .map(|t| {
+                let hit = t.contains("土地出让金");
+                let path: Vec<touxiang_datasets::PathStep> = if hit {
+                    tax.path("7010")
+                        .into_iter()
+                        .map(|n| touxiang_datasets::PathStep {
+                            code: n.code.to_string(),
+                            name: n.name.to_string(),
+                            confidence: 0.95,
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                touxiang_datasets::LabelResult {
+                    code: hit.then(|| "7010".to_string()),
+                    level: hit.then(|| "class".to_string()),
+                    name: path.last().map(|p| p.name.clone()),
+                    path,
+                    confidence: if hit { 0.95 } else { 0.0 },
+                    decision: if hit {
+                        touxiang_datasets::Decision::Auto
+                    } else {
+                        touxiang_datasets::Decision::Review
+                    },
+                    model_version: "memo".into(),
+                    taxonomy_version: "gbt4754-2017".into(),
+                }
+            })
+            .collect())
+    }
+    fn model_version(&self) -> String {
+        "memo".into()
+    }
+    fn taxonomy_version(&self) -> String {
+        "gbt4754-2017".into()
+    }
+}
+
+/// A payee whose name leaves the classifier unsure is classified again with its payments'
+/// memo, and that label is kept (source `model+memo`); without a memo it stays unlabeled.
+#[test]
+fn the_memo_is_evidence_when_the_name_is_not_enough() {
+    let b = book(
+        &FlowSynthSpec {
+            loans: 50,
+            circles: 1,
+            ..Default::default()
+        },
+        false,
+    );
+    let file = common::write(
+        &b.dir,
+        "memo-payments.csv",
+        "payment_id,loan_id,payee_name,payee_account,amount,paid_at,memo,channel\n\
+         M1,L00000001,江城恒远实业有限公司,,800000,2024-05-01,土地出让金,自主支付\n\
+         M2,L00000002,江城恒远实业有限公司,,10000,2024-05-02,往来款,自主支付\n\
+         M3,L00000001,江城某某商贸有限公司,,5000,2024-05-03,,自主支付\n",
+    );
+    let p = b
+        .flow
+        .ingest_payments(
+            "book",
+            touxiang_flow::Input::File(&file, None),
+            &touxiang_flow::IngestOptions::default(),
+        )
+        .unwrap();
+    assert!(p.committed, "{:?}", p.rejected);
+    b.flow.label_payees("book", &MemoOnly).unwrap();
+    let labels = b
+        .flow
+        .payee_labels(&["江城恒远实业有限公司", "江城某某商贸有限公司"], None)
+        .unwrap();
+    let by_name = |n: &str| {
+        labels
+            .get(&touxiang_flow::names::normalize(n))
+            .and_then(|l| l.label.clone())
+    };
+    let l = by_name("江城恒远实业有限公司").expect("labeled from the memo");
+    assert_eq!(l.code, "7010");
+    assert_eq!(l.source.as_deref(), Some("model+memo"));
+    assert!(
+        by_name("江城某某商贸有限公司").is_none(),
+        "no memo, no label"
+    );
+}
