@@ -14,6 +14,7 @@ mod http_auth;
 mod http_classify;
 mod http_embed;
 mod http_flow;
+mod http_flow_payees;
 mod http_jobs;
 mod http_portfolio;
 mod http_portfolio_reports;
