@@ -261,10 +261,11 @@ fn bench(loans: usize, ppl: usize, iterations: usize, dir: Option<PathBuf>) -> a
     let b = touxiang_flow::bench::prepare(loans, ppl, &dir)?;
     println!(
         "{} loans ingested in {:.1}s ({:.0} rows/s); {} payments ingested in {:.1}s ({:.0} rows/s); \
-         {} relations in {:.1}s; {} payee labels cached in {:.1}s; {} circles in {:.2}s",
+         {} relations in {:.1}s; {} payee labels cached in {:.1}s; {} circles in {:.2}s; \
+         flow.section of {} loans in {:.1}s",
         b.loans, b.loan_ingest_s, b.loan_ingest_rows_per_s, b.payments, b.payment_ingest_s,
         b.payment_ingest_rows_per_s, b.relations, b.relation_ingest_s, b.payee_names, b.label_seed_s,
-        b.circles, b.circles_s
+        b.circles, b.circles_s, b.flow_sections, b.flow_sections_s
     );
     // the route, in process (no TCP), authentication off, classifier not loaded: cached labels
     let cfg = Config {

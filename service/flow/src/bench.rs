@@ -36,6 +36,9 @@ pub struct BenchBook {
     pub label_seed_s: f64,
     pub circles: u64,
     pub circles_s: f64,
+    /// Loans whose `flow.section` was written, and the time of that pass.
+    pub flow_sections: u64,
+    pub flow_sections_s: f64,
 }
 
 /// Generate and ingest the benchmark book under `dir`.
@@ -87,6 +90,9 @@ pub fn prepare(loans: usize, payments_per_loan: usize, dir: &Path) -> Result<Ben
     let t = Instant::now();
     let circles = flow.circles("bench", Default::default())?.circles.len() as u64;
     let circles_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let flow_sections = flow.refresh_actual_sections("bench", None, &store)?;
+    let flow_sections_s = t.elapsed().as_secs_f64();
     Ok(BenchBook {
         data_dir: data,
         portfolio: "bench".into(),
@@ -103,6 +109,8 @@ pub fn prepare(loans: usize, payments_per_loan: usize, dir: &Path) -> Result<Ben
         label_seed_s,
         circles,
         circles_s,
+        flow_sections,
+        flow_sections_s,
     })
 }
 
