@@ -13,7 +13,11 @@
 //! Each problem is a [`RowError`] `{row, field, reason}` (row as the user sees it: header = row 1
 //! for CSV/XLSX, the line for JSONL). The summary lists the first
 //! [`IngestOptions::max_reported_row_errors`] (default 1000) in row order and counts them all
-//! (`rejected_total`, `rejected_rows`), as loan ingest does.
+//! (`rejected_total`, `rejected_rows`), as loan ingest does, with the same full report: when any
+//! row is rejected, every problem goes to `DIR/ingest-reports/<report_id>.csv` beside the
+//! portfolio store (the portfolio crate's [`RejectLog`], its metadata naming the portfolio), so
+//! [`touxiang_portfolio::PortfolioStore::ingest_report`] finds it and the server serves it at
+//! `GET /v1/portfolios/{name}/ingest-reports/{report_id}`. A failed ingest leaves none behind.
 
 use std::path::Path;
 use std::time::Instant;
@@ -21,7 +25,9 @@ use std::time::Instant;
 use rusqlite::{params, Connection, TransactionBehavior};
 use serde::Serialize;
 use touxiang_portfolio::ingest::read::{self, RowSource};
-use touxiang_portfolio::ingest::report::DEFAULT_MAX_REPORTED_ROW_ERRORS;
+use touxiang_portfolio::ingest::report::{
+    reports_dir_of, RejectLog, DEFAULT_MAX_REPORTED_ROW_ERRORS, DEFAULT_MAX_REPORT_FILE_ROWS,
+};
 use touxiang_portfolio::{IngestMode, InputFormat, PortfolioError, RowError};
 
 use crate::error::{FlowError, Result};
@@ -36,7 +42,8 @@ pub struct IngestOptions {
     pub sheet: Option<String>,
     /// Source name recorded in the ingest log.
     pub source_name: Option<String>,
-    /// Row problems listed in the summary at most (default 1000); all are counted.
+    /// Row problems listed in the summary at most (default 1000); all are counted and go to
+    /// the report file.
     pub max_reported_row_errors: Option<usize>,
 }
 
@@ -57,6 +64,12 @@ pub struct IngestSummary {
     pub rejected_rows: u64,
     /// `rejected` lists fewer problems than `rejected_total`.
     pub rejected_truncated: bool,
+    /// Id of the full report of row problems (`ir_` + 32 hex digits), kept beside the portfolio
+    /// store as loan ingest keeps its own (found with
+    /// [`touxiang_portfolio::PortfolioStore::ingest_report`]); `None` when no row was rejected.
+    pub report_id: Option<String>,
+    /// Row problems in the report file (`rejected_total` unless it reached 10 million).
+    pub report_rows: u64,
     /// Whether anything was committed.
     pub committed: bool,
     /// Mode used.
@@ -190,9 +203,6 @@ pub(crate) fn run<T: Table>(
         params![portfolio, T::NAME, opts.source_name.as_deref().unwrap_or("-"), mode],
     )?;
     let ingest_id = tx.last_insert_rowid();
-    let max_listed = opts
-        .max_reported_row_errors
-        .unwrap_or(DEFAULT_MAX_REPORTED_ROW_ERRORS);
     let mut s = IngestSummary {
         portfolio: portfolio.to_string(),
         table: T::NAME,
@@ -201,6 +211,8 @@ pub(crate) fn run<T: Table>(
         rejected_total: 0,
         rejected_rows: 0,
         rejected_truncated: false,
+        report_id: None,
+        report_rows: 0,
         committed: false,
         mode: opts.mode,
         rows_read: 0,
@@ -210,19 +222,18 @@ pub(crate) fn run<T: Table>(
         payees_queued: None,
         elapsed_ms: 0,
     };
-    let note = |s: &mut IngestSummary, errs: &mut Vec<RowError>| {
-        if errs.is_empty() {
-            return;
-        }
-        s.rejected_rows += 1;
+    let mut log = RejectLog::in_dir(
+        &reports_dir_of(store.portfolio_path()),
+        opts.max_reported_row_errors
+            .unwrap_or(DEFAULT_MAX_REPORTED_ROW_ERRORS),
+        DEFAULT_MAX_REPORT_FILE_ROWS,
+    );
+    // Rows are handled in order and a row's problems are final once noted: settle at once.
+    let note = |log: &mut RejectLog, errs: &mut Vec<RowError>| -> Result<()> {
         for e in errs.drain(..) {
-            s.rejected_total += 1;
-            if s.rejected.len() < max_listed {
-                s.rejected.push(e);
-            } else {
-                s.rejected_truncated = true;
-            }
+            log.push(e);
         }
+        Ok(log.settle()?)
     };
     let (mut buf, mut extra, mut errs) = (Vec::new(), Vec::new(), Vec::new());
     while let Some(next) = src.next_row(&mut buf, &mut extra)? {
@@ -235,7 +246,7 @@ pub(crate) fn run<T: Table>(
                     field: "*".into(),
                     reason,
                 });
-                note(&mut s, &mut errs);
+                note(&mut log, &mut errs)?;
                 continue;
             }
         };
@@ -257,7 +268,7 @@ pub(crate) fn run<T: Table>(
             values: &buf,
         };
         let Some(r) = table.validate(&tx, row, &fields, attributes, &mut errs)? else {
-            note(&mut s, &mut errs);
+            note(&mut log, &mut errs)?;
             continue;
         };
         // In all-or-nothing mode after a rejection the row is still inserted (the transaction
@@ -269,21 +280,38 @@ pub(crate) fn run<T: Table>(
             }
             Some(e) => {
                 errs.push(e);
-                note(&mut s, &mut errs);
+                note(&mut log, &mut errs)?;
             }
         }
     }
-    let aborted = opts.mode == IngestMode::AllOrNothing && s.rejected_total > 0;
-    if aborted {
-        tx.rollback()?;
-        s.accepted = 0;
-    } else {
-        tx.execute(
-            "UPDATE ingests SET accepted=?1, rejected=?2 WHERE id=?3",
-            params![s.accepted as i64, s.rejected_total as i64, ingest_id],
-        )?;
-        tx.commit()?;
-        s.committed = true;
+    let aborted = opts.mode == IngestMode::AllOrNothing && !log.is_empty();
+    // The report is complete before the commit; a failure after it removes the report again.
+    let source = opts.source_name.as_deref().unwrap_or("-");
+    let r = log.finish(portfolio, source, opts.mode, !aborted)?;
+    s.rejected = r.rejected;
+    s.rejected_total = r.rejected_total;
+    s.rejected_rows = r.rejected_rows;
+    s.rejected_truncated = r.rejected_truncated;
+    s.report_id = r.report_id;
+    s.report_rows = r.report_rows;
+    let files = r.files;
+    let done = (|| -> Result<()> {
+        if aborted {
+            tx.rollback()?;
+            s.accepted = 0;
+        } else {
+            tx.execute(
+                "UPDATE ingests SET accepted=?1, rejected=?2 WHERE id=?3",
+                params![s.accepted as i64, s.rejected_total as i64, ingest_id],
+            )?;
+            tx.commit()?;
+            s.committed = true;
+        }
+        Ok(())
+    })();
+    if let Err(e) = done {
+        files.discard();
+        return Err(e);
     }
     s.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(s)

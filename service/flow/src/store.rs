@@ -145,6 +145,11 @@ impl FlowStore {
         &self.path
     }
 
+    /// Path of the portfolio store it reads.
+    pub fn portfolio_path(&self) -> &Path {
+        &self.portfolio_path
+    }
+
     /// A connection with the portfolio store attached read-only as `pf`; the portfolio must
     /// exist.
     pub(crate) fn connect(&self, portfolio: &str) -> Result<Connection> {

@@ -6,7 +6,7 @@ mod common;
 use common::{book, write};
 use touxiang_flow::synth::FlowSynthSpec;
 use touxiang_flow::{FlowError, IngestOptions, Input};
-use touxiang_portfolio::{IngestMode, InputFormat};
+use touxiang_portfolio::{IngestMode, InputFormat, PortfolioStore, RowError};
 
 fn small() -> FlowSynthSpec {
     FlowSynthSpec {
@@ -102,6 +102,131 @@ fn bad_payment_rows_are_row_errors_and_nothing_is_half_written() {
     assert_eq!(s.rejected.len(), 2);
     assert!(s.rejected_truncated);
     assert!(s.rejected_total >= 7);
+}
+
+/// The rows of a kept report CSV (`row,field,reason`).
+fn report_rows(data: &std::path::Path, id: &str) -> Vec<RowError> {
+    let info = PortfolioStore::open(data)
+        .unwrap()
+        .ingest_report("book", id)
+        .unwrap()
+        .expect("the report is kept for the portfolio");
+    assert!(PortfolioStore::open(data)
+        .unwrap()
+        .ingest_report("other", id)
+        .unwrap()
+        .is_none());
+    let mut r = csv::Reader::from_path(&info.path).unwrap();
+    assert_eq!(r.headers().unwrap(), vec!["row", "field", "reason"]);
+    r.records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            RowError {
+                row: rec[0].parse().unwrap(),
+                field: rec[1].to_string(),
+                reason: rec[2].to_string(),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn every_row_problem_goes_to_the_report_file() {
+    let b = book(&small(), false);
+    // 12 bad rows (row 4 has two problems), one good row (7) between them
+    let mut body = String::from("payment_id,loan_id,payee_name,payee_account,amount,paid_at\n");
+    for i in 0..13 {
+        let (amount, date) = match i {
+            2 => ("-1", "2024-13-01"),
+            5 => ("5000", "2024-03-02"),
+            _ => ("12x", "2024-03-02"),
+        };
+        body.push_str(&format!("R{i},L00000001,王芳,,{amount},{date}\n"));
+    }
+    let f = write(&b.dir, "many-bad.csv", &body);
+    let input = || Input::File(&f, None);
+
+    // uncapped: the whole list, to compare the report with
+    let all = b
+        .flow
+        .ingest_payments("book", input(), &IngestOptions::default())
+        .unwrap();
+    assert_eq!((all.rejected_total, all.rejected_rows), (13, 12));
+    assert!(!all.rejected_truncated);
+
+    let capped = IngestOptions {
+        max_reported_row_errors: Some(3),
+        source_name: Some("many-bad.csv".into()),
+        ..Default::default()
+    };
+    let s = b.flow.ingest_payments("book", input(), &capped).unwrap();
+    assert!(!s.committed);
+    assert_eq!(s.rejected, all.rejected[..3].to_vec());
+    assert_eq!((s.rejected_total, s.rejected_rows), (13, 12));
+    assert!(s.rejected_truncated);
+    let id = s.report_id.as_deref().expect("a report id");
+    assert_eq!(s.report_rows, 13);
+    let rows = report_rows(&b.data, id);
+    assert_eq!(rows, all.rejected, "every problem, in row order");
+    assert!(rows.windows(2).all(|w| w[0].row <= w[1].row));
+    assert_eq!((rows[3].row, rows[3].field.as_str()), (4, "paid_at"));
+    let meta = PortfolioStore::open(&b.data)
+        .unwrap()
+        .ingest_report("book", id)
+        .unwrap()
+        .unwrap()
+        .meta;
+    assert_eq!(
+        (meta.source.as_str(), meta.mode, meta.committed, meta.rows),
+        ("many-bad.csv", IngestMode::AllOrNothing, false, 13)
+    );
+    assert_eq!(b.flow.payment_count("book").unwrap(), 0);
+
+    // commit-valid keeps its report too (committed)
+    let opts = IngestOptions {
+        mode: IngestMode::CommitValid,
+        max_reported_row_errors: Some(3),
+        ..Default::default()
+    };
+    let s = b.flow.ingest_payments("book", input(), &opts).unwrap();
+    assert!(s.committed);
+    assert_eq!(s.accepted, 1);
+    let id2 = s.report_id.clone().expect("a report id");
+    assert_ne!(id2, id);
+    assert_eq!(report_rows(&b.data, &id2), all.rejected);
+
+    // relations get one as well
+    let f = write(
+        &b.dir,
+        "rel-bad.csv",
+        "from,to,kind\nB0000001,NOBODY,control\nB0000001,B0000002,friendship\n",
+    );
+    let s = b
+        .flow
+        .ingest_relations("book", Input::File(&f, None), &IngestOptions::default())
+        .unwrap();
+    let rows = report_rows(&b.data, s.report_id.as_deref().expect("a report id"));
+    assert_eq!(rows, s.rejected);
+
+    // an all-good file has no report
+    let f = write(
+        &b.dir,
+        "good.csv",
+        "payment_id,loan_id,payee_name,amount,paid_at\nG1,L00000001,王芳,3000,2024-02-01\n",
+    );
+    let s = b
+        .flow
+        .ingest_payments("book", Input::File(&f, None), &IngestOptions::default())
+        .unwrap();
+    assert!(s.committed && s.rejected_total == 0);
+    assert_eq!((s.report_id.as_deref(), s.report_rows), (None, 0));
+    // a report per ingest with rejected rows (four), none for the good one, no partial file
+    let names: Vec<String> = std::fs::read_dir(b.data.join("ingest-reports"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().all(|n| !n.ends_with(".part")), "{names:?}");
+    assert_eq!(names.iter().filter(|n| n.ends_with(".csv")).count(), 4);
 }
 
 #[test]

@@ -433,3 +433,51 @@ fn a_pending_chunk_is_settled_before_later_rows_so_the_report_stays_in_row_order
         assert_eq!(rep.accepted, u64::from(mode == IngestMode::CommitValid));
     }
 }
+
+#[test]
+fn the_public_log_keeps_a_store_report_and_discards_or_drops_it() {
+    use touxiang_portfolio::ingest::report::RejectLog;
+    use touxiang_portfolio::RowError;
+    let dir = tempfile::tempdir().unwrap();
+    let store = PortfolioStore::open(dir.path()).unwrap();
+    let err = |row: u64, field: &str| RowError {
+        row,
+        field: field.into(),
+        reason: format!("bad {field}"),
+    };
+    let files_in = |d: &Path| std::fs::read_dir(d).map_or(0, |r| r.count());
+    // dropped unfinished (a failed ingest): the partial file goes
+    let mut log = RejectLog::new(&store, 2, 100);
+    log.push(err(2, "a"));
+    log.settle().unwrap();
+    drop(log);
+    assert_eq!(files_in(&store.reports_dir()), 0);
+    // finished: listed, counted, kept with its metadata; discarded, gone
+    let mut log = RejectLog::new(&store, 2, 100);
+    for e in [err(3, "b"), err(2, "a"), err(3, "c"), err(5, "d")] {
+        log.push(e);
+    }
+    let s = log
+        .finish("p", "f.csv", IngestMode::CommitValid, true)
+        .unwrap();
+    assert_eq!(s.rejected, vec![err(2, "a"), err(3, "b")]);
+    assert_eq!(
+        (s.rejected_total, s.rejected_rows, s.rejected_truncated),
+        (4, 3, true)
+    );
+    assert_eq!(s.report_rows, 4);
+    let info = store
+        .ingest_report("p", s.report_id.as_deref().unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (info.meta.source.as_str(), info.meta.committed),
+        ("f.csv", true)
+    );
+    assert_eq!(read_report(&info.path).len(), 4);
+    s.files.discard();
+    assert_eq!(files_in(&store.reports_dir()), 0);
+    // nothing rejected: no report
+    let s = RejectLog::new(&store, 2, 100).finish("p", "f", IngestMode::AllOrNothing, true);
+    assert!(s.unwrap().report_id.is_none());
+}

@@ -135,6 +135,14 @@ async fn flow_uploads_routes_and_errors() {
     assert_eq!(b["committed"], false);
     assert_eq!(b["rejected"][0]["field"], "loan_id");
     assert_eq!(b["rejected"][1]["field"], "amount");
+    // all of them in the same kind of report as loan uploads
+    let all = crate::http_portfolio_reports::report(&app, &b).await;
+    assert_eq!(
+        all.len() as u64,
+        b["rejected_total"].as_u64().unwrap(),
+        "{all:?}"
+    );
+    assert_eq!(all[0].1, "loan_id");
     let store = FlowStore::open(&data).unwrap();
     assert_eq!(
         store.payment_count("book").unwrap(),

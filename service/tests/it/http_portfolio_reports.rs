@@ -61,7 +61,7 @@ fn multipart(file_name: &str, file: &[u8]) -> (String, Vec<u8>) {
 }
 
 /// The report behind `report_url`, as (row, field) pairs, after checking the header.
-async fn report(app: &Router, v: &Value) -> Vec<(u64, String)> {
+pub(crate) async fn report(app: &Router, v: &Value) -> Vec<(u64, String)> {
     let url = v["report_url"].as_str().expect("report_url");
     let (st, ct, body) = get_raw(app, url).await;
     assert_eq!(st, StatusCode::OK, "{url}");

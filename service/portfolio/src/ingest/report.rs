@@ -16,6 +16,13 @@
 //! [`REPORTS_KEPT`] reports are kept. [`ErrorReport::File`] writes the CSV to a given path (also
 //! when nothing was rejected: the header alone). Files are written under a `.part` name and
 //! renamed when complete; a failed ingest leaves none behind.
+//!
+//! ## Use by other ingests
+//! [`RejectLog`] is public so the fund-flow crate's payment and relation ingests keep the same
+//! report, in the same directory with the same [`ReportMeta`], served by the same route:
+//! [`RejectLog::new`] (or [`RejectLog::in_dir`]), [`RejectLog::push`], [`RejectLog::settle`]
+//! whenever no earlier row can add a problem, then [`RejectLog::finish`] before the commit; when
+//! the commit fails after all, [`ReportFiles::discard`] the files [`RejectSummary::files`] names.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -101,13 +108,19 @@ fn with_suffix(p: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// Directory of kept ingest reports of the store file `store_file`: [`REPORTS_DIR`] beside it
+/// (what [`PortfolioStore::reports_dir`] answers, without opening the store).
+pub fn reports_dir_of(store_file: &Path) -> PathBuf {
+    store_file
+        .parent()
+        .unwrap_or_else(|| Path::new("."))
+        .join(REPORTS_DIR)
+}
+
 impl PortfolioStore {
     /// Directory of kept ingest reports (`ingest-reports` beside the store file).
     pub fn reports_dir(&self) -> PathBuf {
-        self.path()
-            .parent()
-            .unwrap_or_else(|| Path::new("."))
-            .join(REPORTS_DIR)
+        reports_dir_of(self.path())
     }
 
     /// A kept ingest report of `portfolio`; `None` when the id is malformed, unknown, or belongs
@@ -150,8 +163,11 @@ struct Out {
     tmp: PathBuf,
 }
 
-/// The row problems of one ingest (see the module documentation).
-pub(crate) struct RejectLog {
+/// The row problems of one ingest (see the module documentation): problems are
+/// [`pushed`](Self::push), [`settled`](Self::settle) in row order once no earlier row can add
+/// one, and [`finished`](Self::finish) into a [`RejectSummary`] (with the report file in place)
+/// before the ingest commits. Dropped unfinished (a failed ingest), it removes its partial file.
+pub struct RejectLog {
     max_listed: usize,
     listed: Vec<RowError>,
     pending: Vec<RowError>,
@@ -165,39 +181,87 @@ pub(crate) struct RejectLog {
 }
 
 /// Files a finished report left (removed again when the ingest fails after all).
-#[derive(Default)]
-pub(super) struct ReportFiles(Vec<PathBuf>);
+#[derive(Debug, Default)]
+#[must_use = "discard the files when the ingest fails after all"]
+pub struct ReportFiles(Vec<PathBuf>);
 
 impl ReportFiles {
-    pub(super) fn discard(self) {
+    /// Remove the files (the ingest failed after the report was finished). Best effort.
+    pub fn discard(self) {
         for p in self.0 {
             let _ = std::fs::remove_file(p);
         }
     }
 }
 
+/// The row problems of a finished [`RejectLog`] (the fields of an ingest summary).
+#[derive(Debug)]
+pub struct RejectSummary {
+    /// The first problems, in row order (at most the `max_listed` of [`RejectLog::new`]).
+    pub rejected: Vec<RowError>,
+    /// Problems in all.
+    pub rejected_total: u64,
+    /// Distinct rows with at least one problem.
+    pub rejected_rows: u64,
+    /// `rejected` lists fewer problems than `rejected_total`.
+    pub rejected_truncated: bool,
+    /// Id of the report kept in the store's report directory (`None` when no row was rejected,
+    /// or the report went elsewhere).
+    pub report_id: Option<String>,
+    /// File the report was written to (`None` when none was).
+    pub report_path: Option<PathBuf>,
+    /// Problems in the report file (`rejected_total` unless it reached the file's cap).
+    pub report_rows: u64,
+    /// The files written: [`ReportFiles::discard`] them when the ingest fails after all.
+    pub files: ReportFiles,
+}
+
 impl RejectLog {
-    pub(super) fn new(store: &PortfolioStore, opts: &IngestOptions) -> Self {
-        let target = match &opts.error_report {
-            ErrorReport::Store => {
-                let id = new_report_id();
-                Some(Target {
-                    path: store.reports_dir().join(format!("{id}.csv")),
-                    id: Some(id),
-                    always: false,
-                })
-            }
-            ErrorReport::File(p) => Some(Target {
-                path: p.clone(),
-                id: None,
-                always: true,
-            }),
-            ErrorReport::None => None,
+    /// A log whose full report is kept beside `store` ([`ErrorReport::Store`]: found again with
+    /// [`PortfolioStore::ingest_report`], only when a row is rejected). At most `max_listed`
+    /// problems are listed in the summary and `max_file_rows` written to the file (defaults
+    /// [`DEFAULT_MAX_REPORTED_ROW_ERRORS`], [`DEFAULT_MAX_REPORT_FILE_ROWS`]).
+    pub fn new(store: &PortfolioStore, max_listed: usize, max_file_rows: u64) -> Self {
+        Self::in_dir(&store.reports_dir(), max_listed, max_file_rows)
+    }
+
+    /// As [`RejectLog::new`], given the store's report directory ([`reports_dir_of`] its file)
+    /// instead of the open store.
+    pub fn in_dir(reports_dir: &Path, max_listed: usize, max_file_rows: u64) -> Self {
+        let id = new_report_id();
+        let target = Target {
+            path: reports_dir.join(format!("{id}.csv")),
+            id: Some(id),
+            always: false,
         };
+        Self::with_target(Some(target), max_listed, max_file_rows)
+    }
+
+    /// The log of a loan ingest, as its options ask.
+    pub(super) fn for_ingest(store: &PortfolioStore, opts: &IngestOptions) -> Self {
+        let max_listed = opts
+            .max_reported_row_errors
+            .unwrap_or(DEFAULT_MAX_REPORTED_ROW_ERRORS);
+        let max_file_rows = opts
+            .max_report_file_rows
+            .unwrap_or(DEFAULT_MAX_REPORT_FILE_ROWS);
+        match &opts.error_report {
+            ErrorReport::Store => Self::new(store, max_listed, max_file_rows),
+            ErrorReport::File(p) => {
+                let target = Target {
+                    path: p.clone(),
+                    id: None,
+                    always: true,
+                };
+                Self::with_target(Some(target), max_listed, max_file_rows)
+            }
+            ErrorReport::None => Self::with_target(None, max_listed, max_file_rows),
+        }
+    }
+
+    fn with_target(target: Option<Target>, max_listed: usize, max_file_rows: u64) -> Self {
         RejectLog {
-            max_listed: opts
-                .max_reported_row_errors
-                .unwrap_or(DEFAULT_MAX_REPORTED_ROW_ERRORS),
+            max_listed,
             listed: Vec::new(),
             pending: Vec::new(),
             total: 0,
@@ -205,25 +269,23 @@ impl RejectLog {
             last_row: None,
             target,
             out: None,
-            file_max: opts
-                .max_report_file_rows
-                .unwrap_or(DEFAULT_MAX_REPORT_FILE_ROWS),
+            file_max: max_file_rows,
             file_rows: 0,
         }
     }
 
     /// Record a problem (settled later, in row order).
-    pub(super) fn push(&mut self, e: RowError) {
+    pub fn push(&mut self, e: RowError) {
         self.pending.push(e);
     }
 
     /// No problem recorded so far.
-    pub(super) fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.total == 0 && self.pending.is_empty()
     }
 
     /// Problems waiting to be settled.
-    pub(super) fn pending_len(&self) -> usize {
+    pub fn pending_len(&self) -> usize {
         self.pending.len()
     }
 
@@ -249,7 +311,7 @@ impl RejectLog {
     }
 
     /// Settle every pending problem: the caller guarantees no earlier row can add one.
-    pub(super) fn settle(&mut self) -> Result<()> {
+    pub fn settle(&mut self) -> Result<()> {
         if self.pending.is_empty() {
             return Ok(());
         }
@@ -289,40 +351,73 @@ impl RejectLog {
         Ok(())
     }
 
-    /// Settle, fill the report's problem fields, and complete the file (renamed into place; in
-    /// the store with its metadata, and older reports pruned).
-    pub(super) fn finish(
-        mut self,
+    /// Settle, fill the report's problem fields, and complete the file (see [`Self::finish`]).
+    pub(super) fn finish_into(
+        self,
         report: &mut IngestReport,
         source: &str,
         will_commit: bool,
     ) -> Result<ReportFiles> {
+        let s = self.finish(&report.portfolio, source, report.mode, will_commit)?;
+        report.rejected = s.rejected;
+        report.rejected_total = s.rejected_total;
+        report.rejected_rows = s.rejected_rows;
+        report.rejected_truncated = s.rejected_truncated;
+        if s.report_path.is_some() {
+            report.report_id = s.report_id;
+            report.report_path = s.report_path;
+            report.report_rows = s.report_rows;
+        }
+        Ok(s.files)
+    }
+
+    /// Settle, and complete the file: renamed into place; in the store with its [`ReportMeta`]
+    /// (`portfolio`, `source`, `mode`, and `will_commit` as `committed`), older reports pruned.
+    /// Call it before the commit, and discard [`RejectSummary::files`] if the commit fails.
+    pub fn finish(
+        mut self,
+        portfolio: &str,
+        source: &str,
+        mode: IngestMode,
+        will_commit: bool,
+    ) -> Result<RejectSummary> {
         self.settle()?;
-        report.rejected = std::mem::take(&mut self.listed);
-        report.rejected_total = self.total;
-        report.rejected_rows = self.rows;
-        report.rejected_truncated = self.total > report.rejected.len() as u64;
+        let rejected = std::mem::take(&mut self.listed);
+        let mut s = RejectSummary {
+            rejected_total: self.total,
+            rejected_rows: self.rows,
+            rejected_truncated: self.total > rejected.len() as u64,
+            rejected,
+            report_id: None,
+            report_path: None,
+            report_rows: 0,
+            files: ReportFiles::default(),
+        };
         let always = match &self.target {
-            None => return Ok(ReportFiles::default()),
+            None => return Ok(s),
             Some(t) => t.always,
         };
         if self.out.is_none() {
             if !always {
-                return Ok(ReportFiles::default());
+                return Ok(s);
             }
             self.open()?;
         }
         let target = self.target.take().expect("checked above");
-        self.complete(target, report, source, will_commit)
+        let meta = MetaCtx {
+            portfolio,
+            source,
+            mode,
+            will_commit,
+        };
+        s.report_rows = self.file_rows;
+        s.report_id = target.id.clone();
+        s.report_path = Some(target.path.clone());
+        s.files = self.complete(target, &meta)?;
+        Ok(s)
     }
 
-    fn complete(
-        mut self,
-        target: Target,
-        report: &mut IngestReport,
-        source: &str,
-        will_commit: bool,
-    ) -> Result<ReportFiles> {
+    fn complete(mut self, target: Target, ctx: &MetaCtx<'_>) -> Result<ReportFiles> {
         let out = self.out.take().expect("report file open");
         let tmp = out.tmp.clone();
         let done = (|| -> Result<ReportFiles> {
@@ -337,10 +432,10 @@ impl RejectLog {
             if let Some(id) = &target.id {
                 let meta = ReportMeta {
                     report_id: id.clone(),
-                    portfolio: report.portfolio.clone(),
-                    source: source.to_string(),
-                    mode: report.mode,
-                    committed: will_commit,
+                    portfolio: ctx.portfolio.to_string(),
+                    source: ctx.source.to_string(),
+                    mode: ctx.mode,
+                    committed: ctx.will_commit,
                     rows: self.file_rows,
                     rejected_total: self.total,
                     created_at: chrono::Utc::now()
@@ -358,20 +453,20 @@ impl RejectLog {
             }
             Ok(files)
         })();
-        match done {
-            Ok(files) => {
-                report.report_id = target.id.clone();
-                report.report_path = Some(target.path.clone());
-                report.report_rows = self.file_rows;
-                Ok(files)
-            }
-            Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
-                let _ = std::fs::remove_file(&target.path);
-                Err(e)
-            }
+        if done.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+            let _ = std::fs::remove_file(&target.path);
         }
+        done
     }
+}
+
+/// What a kept report's metadata records about its ingest.
+struct MetaCtx<'a> {
+    portfolio: &'a str,
+    source: &'a str,
+    mode: IngestMode,
+    will_commit: bool,
 }
 
 impl Drop for RejectLog {

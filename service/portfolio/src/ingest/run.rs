@@ -214,7 +214,7 @@ impl PortfolioStore {
                 elapsed_ms: 0,
             },
         };
-        let mut log = RejectLog::new(self, opts);
+        let mut log = RejectLog::for_ingest(self, opts);
         let batch_size = if opts.label_batch == 0 {
             256
         } else {
@@ -291,7 +291,7 @@ impl PortfolioStore {
         drop((seen, stored));
         let mut report = writer.report;
         let aborted = aborted || (all_or_nothing && !log.is_empty());
-        let files = log.finish(&mut report, source, !aborted)?;
+        let files = log.finish_into(&mut report, source, !aborted)?;
         if let Err(e) = finish_tx(tx, &mut report, ingest_id, aborted) {
             files.discard();
             return Err(e);

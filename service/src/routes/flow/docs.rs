@@ -199,7 +199,17 @@ pub struct FlowIngestSummary {
     pub rejected: Vec<crate::routes::portfolio::RowErrorDoc>,
     pub rejected_total: u64,
     pub rejected_rows: u64,
+    /// `rejected` lists fewer problems than `rejected_total`; all of them are in the report.
     pub rejected_truncated: bool,
+    /// Id of the full report of row problems (`ir_` + 32 hex digits), as for loan uploads: all
+    /// row problems as CSV at `GET /v1/portfolios/{name}/ingest-reports/{report_id}`. Null when
+    /// no row was rejected.
+    #[schema(example = "ir_0123456789abcdef0123456789abcdef")]
+    pub report_id: Option<String>,
+    /// Problems written to the report (`rejected_total` unless it passed 10 million).
+    pub report_rows: u64,
+    /// Where the API serves that report (null when no row was rejected).
+    pub report_url: Option<String>,
     pub committed: bool,
     /// `all_or_nothing` | `commit_valid`.
     pub mode: String,

@@ -66,16 +66,25 @@ fn upload_params(mut p: Params, with_label: bool) -> Result<UploadParams, ApiErr
 
 /// 200 with the summary when committed; 422 with the summary plus `error` when nothing was
 /// committed because rows were rejected (all-or-nothing).
+/// 200 with the summary, or the 422 of all-or-nothing with rejected rows; when any row was
+/// rejected, `report_url` is where all of them are (as for loan uploads).
 fn summary_response(s: IngestSummary) -> Response {
+    let url = s
+        .report_id
+        .as_deref()
+        .map(|id| crate::routes::portfolio::report_url(&s.portfolio, id));
+    let mut v = serde_json::to_value(&s).unwrap_or_default();
+    v["report_url"] = serde_json::json!(url);
     if s.committed || s.rejected_total == 0 {
-        return (StatusCode::OK, Json(s)).into_response();
+        return (StatusCode::OK, Json(v)).into_response();
     }
+    let all_at = url.filter(|_| s.rejected_truncated);
     rows_rejected(
-        &s,
+        &v,
         s.rejected_total,
         s.rejected_rows,
         s.rejected.first(),
-        None,
+        all_at.as_deref(),
     )
 }
 
@@ -134,7 +143,10 @@ async fn ingest(
 /// Required: `payment_id, loan_id, payee_name, amount, paid_at`. Each bad row is a row error
 /// `{row, field, reason}`: `loan_id` not a loan of the portfolio, `amount` not > 0, `paid_at`
 /// not `YYYY-MM-DD[ HH:MM:SS]`, `channel` not 受托支付 / 自主支付 / other, `payment_id` twice
-/// or already stored. The file is one transaction: `all-or-nothing` (default) writes nothing
+/// or already stored. The first `limits.max_reported_row_errors` problems are listed in
+/// `rejected`; when any row is rejected, all of them are kept as CSV (`row,field,reason`) at
+/// `GET /v1/portfolios/{name}/ingest-reports/{report_id}` (`report_id` in the summary), as for
+/// loan uploads. The file is one transaction: `all-or-nothing` (default) writes nothing
 /// when any row is rejected (422, the summary plus `error`), `commit-valid` writes the valid rows
 /// (200). After a commit the new payees are classified (GB/T 4754 from the name; people
 /// recognised as individuals), unless `label=false` or the classifier is still loading
@@ -155,7 +167,7 @@ async fn ingest(
     request_body(description = "The payment file: multipart/form-data with a `file` part, or the raw body as text/csv, application/x-ndjson or the XLSX type",
         content_type = "text/csv", content = String),
     responses(
-        (status = 200, description = "Committed (commit-valid may list left-out rows)", body = FlowIngestSummary),
+        (status = 200, description = "Committed (commit-valid may list left-out rows; all of them in the report named by `report_id`)", body = FlowIngestSummary),
         (status = 400, description = "Unreadable file", body = crate::error::ErrorBody),
         (status = 404, description = "Unknown portfolio", body = crate::error::ErrorBody),
         (status = 413, description = "Upload over the limit", body = crate::error::ErrorBody),
@@ -175,8 +187,9 @@ pub async fn upload_payments(
 /// `from` and `to` name borrowers by `borrower_id` (a loan column) or `borrower_name`; `kind`
 /// is `guarantee` (`from` guarantees `to`), `control` or `supply-chain` (Chinese synonyms 担保,
 /// 控制, 供应链 accepted). Row errors: an endpoint that is no borrower of the portfolio, a
-/// relation of a borrower with itself, an unknown kind, the same relation twice. Modes and
-/// statuses as for payments.
+/// relation of a borrower with itself, an unknown kind, the same relation twice. Modes,
+/// statuses and the full report of row problems (`report_id`: all row problems as CSV at
+/// `GET /v1/portfolios/{name}/ingest-reports/{report_id}`) as for payments.
 #[utoipa::path(post, path = "/v1/portfolios/{name}/relations", tag = "flow",
     security(("bearer" = [])),
     params(
