@@ -90,3 +90,41 @@ fn a_missing_portfolio_store_is_created_fresh_and_reopens_with_its_data() {
     let r = store.aggregate(&AggQuery::new("book", &[])).unwrap();
     assert_eq!(r.totals.metrics.loans, 3000);
 }
+
+/// A store written before `loan_actual` existed (the `flow.section` dimension) opens with its
+/// data: the table is created by the idempotent schema, aggregates by `flow.section` answer
+/// (no value for every loan), and actual-use sections written afterwards are grouped.
+#[test]
+fn a_store_from_before_the_flow_section_table_opens_and_gains_it() {
+    use touxiang_portfolio::Dimension;
+    let d = tempfile::tempdir().unwrap();
+    store_with_data(d.path());
+    // the file as an older touxiang left it: same schema version, no loan_actual table
+    let conn = rusqlite::Connection::open(d.path().join(STORE_FILE)).unwrap();
+    conn.execute_batch("DROP TABLE loan_actual").unwrap();
+    drop(conn);
+    let store = PortfolioStore::open(d.path()).unwrap();
+    let by_flow = AggQuery::new("book", &[Dimension::FlowSection]);
+    let r = store.aggregate(&by_flow).unwrap();
+    assert_eq!(r.rows.len(), 1);
+    assert_eq!(r.rows[0].keys[0].code, None);
+    assert_eq!(r.totals.metrics.loans, 3000);
+    let n = store
+        .set_actual_sections("book", [("L1", "K", 0.9), ("L2", "individual", 1.0)])
+        .unwrap();
+    assert_eq!(n, 2);
+    let r = store.aggregate(&by_flow).unwrap();
+    let count = |code: Option<&str>| {
+        r.rows
+            .iter()
+            .find(|x| x.keys[0].code.as_deref() == code)
+            .map(|x| x.metrics.loans)
+    };
+    assert_eq!(count(Some("K")), Some(1));
+    assert_eq!(count(Some("individual")), Some(1));
+    assert_eq!(count(None), Some(2998));
+    assert!(matches!(
+        store.set_actual_sections("nope", []),
+        Err(PortfolioError::UnknownPortfolio(_))
+    ));
+}
