@@ -18,7 +18,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use touxiang_auth::{allowed, AuthError, KeyStore, Permission, Principal, Role};
+use touxiang_auth::{allowed, KeyStore, Permission, Principal, Role};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -269,31 +269,6 @@ pub fn acting_reviewer(
             "key `{}` (role `{}`) may not act as reviewer `{reviewer}`: reviewers act only as themselves",
             p.name, p.role
         )))
-    }
-}
-
-impl From<AuthError> for ApiError {
-    fn from(e: AuthError) -> Self {
-        let message = e.to_string();
-        match e {
-            AuthError::InvalidRole(_) => ApiError::Validation {
-                code: "invalid_role",
-                message,
-                field: Some("role".into()),
-            },
-            AuthError::InvalidName(_) => ApiError::Validation {
-                code: "invalid_name",
-                message,
-                field: Some("name".into()),
-            },
-            AuthError::NameTaken(_) | AuthError::AlreadyRevoked(_) => ApiError::Conflict(message),
-            AuthError::KeyNotFound(_) => ApiError::NotFound(message),
-            AuthError::Random(_)
-            | AuthError::Db(_)
-            | AuthError::Store(_)
-            | AuthError::KeysLost { .. }
-            | AuthError::Io { .. } => ApiError::Internal(message),
-        }
     }
 }
 

@@ -173,32 +173,6 @@ impl AppState {
     }
 }
 
-impl From<ReviewError> for ApiError {
-    fn from(e: ReviewError) -> Self {
-        let message = e.to_string();
-        let code = e.kind();
-        let field = e.field().map(str::to_string);
-        match e {
-            ReviewError::NotFound(_) => ApiError::NotFound(message),
-            ReviewError::InvalidCode { .. } | ReviewError::InvalidInput { .. } => {
-                ApiError::Validation {
-                    code,
-                    message,
-                    field,
-                }
-            }
-            ReviewError::NotLeasedToYou { .. } => ApiError::Forbidden(message),
-            ReviewError::LeaseExpired { .. } | ReviewError::AlreadyLabeled(_) => {
-                ApiError::Conflict(message)
-            }
-            ReviewError::Db(_)
-            | ReviewError::Json(_)
-            | ReviewError::Io(_)
-            | ReviewError::Store(_) => ApiError::Internal(message),
-        }
-    }
-}
-
 /// Run blocking store work on the blocking pool.
 pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,

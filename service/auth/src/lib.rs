@@ -72,19 +72,3 @@ pub enum AuthError {
         source: std::io::Error,
     },
 }
-
-impl AuthError {
-    /// HTTP status the service should answer with when a key-management call fails.
-    pub fn http_status(&self) -> u16 {
-        match self {
-            AuthError::InvalidRole(_) | AuthError::InvalidName(_) => 400,
-            AuthError::KeyNotFound(_) => 404,
-            AuthError::NameTaken(_) | AuthError::AlreadyRevoked(_) => 409,
-            AuthError::Random(_)
-            | AuthError::Db(_)
-            | AuthError::Store(_)
-            | AuthError::KeysLost { .. }
-            | AuthError::Io { .. } => 500,
-        }
-    }
-}

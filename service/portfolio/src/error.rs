@@ -96,22 +96,6 @@ impl PortfolioError {
             _ => None,
         }
     }
-
-    /// HTTP status the lead should map this to (400 bad input, 404 unknown, 409 conflict, 500).
-    pub fn http_status(&self) -> u16 {
-        match self {
-            PortfolioError::Csv(_)
-            | PortfolioError::Xlsx(_)
-            | PortfolioError::Json(_)
-            | PortfolioError::MissingColumn { .. }
-            | PortfolioError::InvalidMap(_)
-            | PortfolioError::UnsupportedFormat(_)
-            | PortfolioError::InvalidQuery { .. } => 400,
-            PortfolioError::UnknownPortfolio(_) => 404,
-            PortfolioError::ConfigConflict(_) => 409,
-            _ => 500,
-        }
-    }
 }
 
 /// Result alias of this crate.

@@ -126,20 +126,6 @@ pub enum ReviewError {
 }
 
 impl ReviewError {
-    /// HTTP status the service should answer with.
-    pub fn http_status(&self) -> u16 {
-        match self {
-            ReviewError::NotFound(_) => 404,
-            ReviewError::InvalidCode { .. } | ReviewError::InvalidInput { .. } => 422,
-            ReviewError::NotLeasedToYou { .. } => 403,
-            ReviewError::LeaseExpired { .. } | ReviewError::AlreadyLabeled(_) => 409,
-            ReviewError::Db(_)
-            | ReviewError::Json(_)
-            | ReviewError::Io(_)
-            | ReviewError::Store(_) => 500,
-        }
-    }
-
     /// snake_case error kind for the API error body (`error.code`).
     pub fn kind(&self) -> &'static str {
         match self {

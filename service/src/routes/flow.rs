@@ -27,7 +27,7 @@ use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use touxiang_datasets::Labeler;
-use touxiang_flow::{FlowError, FlowOptions, FlowStore, GraphOptions, Restricted};
+use touxiang_flow::{FlowOptions, FlowStore, GraphOptions, Restricted};
 
 use crate::error::ApiError;
 use crate::ext::labeler_for;
@@ -43,29 +43,6 @@ pub fn router() -> Router<AppState> {
         .route("/v1/loans/{loan_id}/flow", get(loan_flow))
         .route("/v1/graph/circles", get(circles))
         .route("/v1/graph/borrowers/{borrower}", get(borrower))
-}
-
-impl From<FlowError> for ApiError {
-    fn from(e: FlowError) -> Self {
-        let code = e.code();
-        let field = e.field().map(str::to_string);
-        let message = e.to_string();
-        match e {
-            FlowError::Portfolio(p) => p.into(),
-            FlowError::MissingColumn(_) | FlowError::Invalid { .. } => ApiError::Validation {
-                code,
-                message,
-                field,
-            },
-            FlowError::UnknownPortfolio(_)
-            | FlowError::UnknownLoan { .. }
-            | FlowError::UnknownBorrower { .. } => ApiError::NotFound(message),
-            FlowError::Label(_) => ApiError::Backend(message),
-            FlowError::Sqlite(_) | FlowError::Io(_) | FlowError::Store(_) => {
-                ApiError::Internal(message)
-            }
-        }
-    }
 }
 
 /// The fund-flow store of `state`'s data directory (opened, and checked, once).

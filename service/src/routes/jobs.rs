@@ -24,9 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use touxiang_batch::{
-    BatchError, BatchHooks, BatchOptions, Format, InputEncoding, JobState, Shard,
-};
+use touxiang_batch::{BatchHooks, BatchOptions, Format, InputEncoding, JobState, Shard};
 use utoipa::ToSchema;
 
 use crate::cmd_batch::{ReviewStoreSink, CACHE_FILE};
@@ -51,34 +49,6 @@ pub fn upload_router(limits: &Limits) -> Router<AppState> {
         "/v1/jobs",
         post(create_job).layer(DefaultBodyLimit::max(limits.max_upload_bytes)),
     )
-}
-
-impl From<BatchError> for ApiError {
-    fn from(e: BatchError) -> Self {
-        let code = e.code();
-        let message = e.to_string();
-        match e {
-            BatchError::Options { option, .. } => ApiError::Validation {
-                code,
-                message,
-                field: Some(option.to_string()),
-            },
-            BatchError::Input { .. } | BatchError::CheckpointMismatch { .. } => {
-                ApiError::Validation {
-                    code,
-                    message,
-                    field: None,
-                }
-            }
-            BatchError::Cancelled { .. } => ApiError::Conflict(message),
-            BatchError::Labeler { .. } | BatchError::Review { .. } => ApiError::Backend(message),
-            BatchError::Io { .. }
-            | BatchError::Output { .. }
-            | BatchError::Checkpoint { .. }
-            | BatchError::Cache { .. }
-            | BatchError::Store(_) => ApiError::Internal(message),
-        }
-    }
 }
 
 /// Options of a job (`POST /v1/jobs` JSON body, or the `options` part of an upload).

@@ -29,7 +29,7 @@ use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
-use touxiang_portfolio::{PortfolioError, PortfolioStore};
+use touxiang_portfolio::PortfolioStore;
 use utoipa::ToSchema;
 
 use crate::config::Limits;
@@ -61,39 +61,7 @@ pub fn upload_router(limits: &Limits) -> Router<AppState> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Errors
-
-impl From<PortfolioError> for ApiError {
-    fn from(e: PortfolioError) -> Self {
-        let code = e.code();
-        let field = e.field().map(str::to_string);
-        let message = e.to_string();
-        match e {
-            PortfolioError::InvalidQuery { .. }
-            | PortfolioError::MissingColumn { .. }
-            | PortfolioError::InvalidMap(_) => ApiError::Validation {
-                code,
-                message,
-                field,
-            },
-            PortfolioError::Csv(_) | PortfolioError::Xlsx(_) | PortfolioError::Json(_) => {
-                ApiError::BadRequest {
-                    code,
-                    message,
-                    field: None,
-                }
-            }
-            PortfolioError::UnsupportedFormat(_) => ApiError::UnsupportedMediaType(message),
-            PortfolioError::UnknownPortfolio(_) => ApiError::NotFound(message),
-            PortfolioError::ConfigConflict(_) => ApiError::Conflict(message),
-            PortfolioError::Label(_) => ApiError::Backend(message),
-            PortfolioError::Sqlite(_)
-            | PortfolioError::Io(_)
-            | PortfolioError::Export(_)
-            | PortfolioError::Store(_) => ApiError::Internal(message),
-        }
-    }
-}
+// Helpers
 
 /// Run store work on the blocking pool.
 pub(crate) async fn blocking<T: Send + 'static>(

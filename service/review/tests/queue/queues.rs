@@ -92,7 +92,7 @@ fn queues_are_separate_and_validated() {
         match s.enqueue(&it, t(0)) {
             Err(e @ ReviewError::InvalidInput { .. }) => {
                 assert_eq!(e.field(), Some(field));
-                assert_eq!(e.http_status(), 422);
+                assert_eq!(e.kind(), "invalid_input");
             }
             other => panic!("{field}: {other:?}"),
         }

@@ -12,6 +12,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+mod domain;
+
 /// Everything a handler can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -248,18 +250,5 @@ impl IntoResponse for ApiError {
             );
         }
         resp
-    }
-}
-
-impl From<touxiang_model::ModelError> for ApiError {
-    fn from(e: touxiang_model::ModelError) -> Self {
-        match e {
-            touxiang_model::ModelError::Input(m) => ApiError::Validation {
-                code: "invalid_input",
-                message: m,
-                field: None,
-            },
-            other => ApiError::Backend(other.to_string()),
-        }
     }
 }
