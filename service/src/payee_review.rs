@@ -7,10 +7,9 @@
 use chrono::Utc;
 use serde_json::json;
 use touxiang_flow::payee_review::EXTERNAL_PREFIX;
+use touxiang_flow::payees::PAYEE_TAXONOMY;
 use touxiang_flow::{FlowError, FlowStore};
 use touxiang_review::{FinalLabel, NewItem, Reason, ReviewStore};
-
-use crate::routes::flow::PAYEE_TAXONOMY;
 
 /// Queue of payee review items.
 pub const PAYEE_QUEUE: &str = "payees";

@@ -43,6 +43,9 @@ pub struct Step {
     pub confidence: Option<f64>,
 }
 
+/// The taxonomy payees are classified into (GB/T 4754-2017, as loan purposes).
+pub const PAYEE_TAXONOMY: &str = touxiang_portfolio::refdata::GBT4754_VERSION;
+
 /// An industry label: code, level, name, confidence and path.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Label {

@@ -34,8 +34,7 @@ use crate::ext::labeler_for;
 use crate::routes::portfolio::{blocking, params, required, take, Params};
 use crate::state::AppState;
 
-/// Taxonomy payees are classified in.
-pub const PAYEE_TAXONOMY: &str = touxiang_portfolio::refdata::GBT4754_VERSION;
+pub use touxiang_flow::payees::PAYEE_TAXONOMY;
 
 /// The read routes (merged into [`crate::app`]).
 pub fn router() -> Router<AppState> {
