@@ -22,6 +22,9 @@ pub(crate) fn actual_section(kind: &PayeeKind, label: Option<&Label>) -> String 
     }
 }
 
+/// A cached payee label as the pass needs it: (rank of its scope, its section, labeled at).
+type Cached = (u8, Option<String>, String);
+
 /// The section of every cached payee label, keyed by normalised name, chosen as
 /// [`crate::payees::read_cached`] chooses one label (a reviewer's first, then `scope`'s, or
 /// without a scope the newest of any): one scan of the cache instead of two lookups per payee
@@ -30,8 +33,8 @@ pub(crate) fn actual_section(kind: &PayeeKind, label: Option<&Label>) -> String 
 fn cached_sections(
     conn: &rusqlite::Connection,
     scope: Option<&str>,
-) -> Result<FxHashMap<String, (u8, Option<String>, String)>> {
-    let mut out: FxHashMap<String, (u8, Option<String>, String)> = FxHashMap::default();
+) -> Result<FxHashMap<String, Cached>> {
+    let mut out: FxHashMap<String, Cached> = FxHashMap::default();
     let mut st = conn.prepare("SELECT norm, scope, code, labeled_at FROM payee_labels")?;
     let mut rows = st.query([])?;
     while let Some(r) = rows.next()? {
