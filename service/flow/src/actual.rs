@@ -3,7 +3,6 @@
 //! aggregate view (heatmaps, trends, exports) works on the actual use of funds.
 
 use rustc_hash::FxHashMap;
-use touxiang_datasets::Labeler;
 use touxiang_portfolio::PortfolioStore;
 
 use crate::error::Result;
@@ -84,20 +83,19 @@ fn dominant(amounts: &[(String, f64)]) -> Option<(String, f64)> {
 impl FlowStore {
     /// Recompute the actual-use section of every loan of `portfolio` with payments and store it
     /// in the portfolio store (replacing the previous ones): one pass over the payments, with
-    /// each distinct payee's label from the cache (classified first with `labeler` when given
-    /// and not cached). `portfolios` is the portfolio store this flow store reads its loans
-    /// from. Returns the number of loans written.
+    /// each distinct payee's label as cached — under `scope` (a labeler's
+    /// [`cache_scope`](touxiang_datasets::Labeler::cache_scope)) or, without, the newest; the
+    /// caller classifies new payees first ([`FlowStore::label_payees`]). `portfolios` is the
+    /// portfolio store this flow store reads its loans from. Returns the number of loans
+    /// written.
     pub fn refresh_actual_sections(
         &self,
         portfolio: &str,
-        labeler: Option<&dyn Labeler>,
+        scope: Option<&str>,
         portfolios: &PortfolioStore,
     ) -> Result<u64> {
-        if let Some(l) = labeler {
-            self.label_payees(portfolio, l)?;
-        }
         let conn = self.connect(portfolio)?;
-        let cached = cached_sections(&conn, labeler.map(|l| l.cache_scope()).as_deref())?;
+        let cached = cached_sections(&conn, scope)?;
         let mut st = conn.prepare(
             "SELECT payee_norm, min(payee_name) FROM payments WHERE portfolio=?1 GROUP BY payee_norm",
         )?;

@@ -262,10 +262,8 @@ pub fn model_text(name: &str) -> String {
 }
 
 /// Is the classifier sure of `label` (an `auto` decision)?
-fn sure(label: &Option<Label>) -> bool {
-    label
-        .as_ref()
-        .is_some_and(|l| l.decision.as_deref() == Some("auto"))
+fn sure(label: Option<&Label>) -> bool {
+    label.is_some_and(|l| l.decision.as_deref() == Some("auto"))
 }
 
 /// Second look at the payees the name alone left unsure (no label, or `review`): the name with
@@ -279,7 +277,7 @@ fn with_memo(
     labels: &mut [Option<Label>],
 ) -> Result<()> {
     let idx: Vec<usize> = (0..chunk.len())
-        .filter(|&i| !sure(&labels[i]) && chunk[i].2.is_some())
+        .filter(|&i| !sure(labels[i].as_ref()) && chunk[i].2.is_some())
         .collect();
     if idx.is_empty() {
         return Ok(());
@@ -300,8 +298,7 @@ fn with_memo(
             continue;
         };
         let before = labels[i].as_ref().and_then(|b| b.confidence).unwrap_or(0.0);
-        let m = Some(l.clone());
-        if sure(&m) || l.confidence.unwrap_or(0.0) > before {
+        if sure(Some(&l)) || l.confidence.unwrap_or(0.0) > before {
             l.source = Some(match l.source.as_deref() {
                 Some("model+name") => "model+name+memo".into(),
                 _ => "model+memo".into(),

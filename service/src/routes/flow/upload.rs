@@ -126,8 +126,10 @@ async fn ingest(
             }
         }
         if payments && r.committed {
-            let l = labeler.as_deref();
-            r.flow_sections = Some(store.refresh_actual_sections(&portfolio, l, &portfolios)?);
+            // under the labeler's scope when it labeled the payees just above
+            let scope = labeler.as_ref().map(|l| l.cache_scope());
+            r.flow_sections =
+                Some(store.refresh_actual_sections(&portfolio, scope.as_deref(), &portfolios)?);
         }
         Ok::<_, touxiang_flow::FlowError>(r)
     })
