@@ -15,6 +15,7 @@ use crate::confidence::{StepModel, FEATURES};
 use crate::error::{Result, TrainError};
 use crate::heads::{HeadConfig, Linear};
 use crate::knn::ExemplarIndex;
+use crate::role_cues::RoleCues;
 use crate::tfidf::{LexicalConfig, LexicalIndex};
 use crate::train::{TrainConfig, TrainReport};
 use crate::tree::Tree;
@@ -135,6 +136,12 @@ fn cal_tensors(prefix: &str, c: &Calibration, out: &mut HashMap<String, Tensor>)
             Tensor::from_vec(flat, (rows, FEATURES + 1), &dev)?,
         );
     }
+    if let Some(r) = &c.rerank {
+        out.insert(
+            format!("{prefix}.rerank"),
+            Tensor::new(r.weights.as_slice(), &dev)?,
+        );
+    }
     Ok(())
 }
 
@@ -175,6 +182,9 @@ impl Artifacts {
             // the lexical voter is rebuilt from the exemplar texts on load
             let sources = vec!["seed".to_string(); lx.len()];
             write_exemplar_lines(dir, lx.texts(), lx.codes(), &sources)?;
+        }
+        if let Some(cues) = c.role_cues() {
+            cues.save(dir)?;
         }
         Ok(())
     }
@@ -236,6 +246,7 @@ impl Artifacts {
                 near_sim: None,
                 near_mix: [0.0; 4],
                 step_model: None,
+                rerank: None,
             };
             // optional: artifacts from before the learned step confidence have none
             if let Some(t) = tensors.get(&format!("{p}.step_model")) {
@@ -248,6 +259,18 @@ impl Artifacts {
                     )));
                 }
                 c.step_model = Some(StepModel { weights: w });
+            }
+            // optional: artifacts from before the candidate re-ranker have none
+            if let Some(t) = tensors.get(&format!("{p}.rerank")) {
+                let w = t.to_vec1::<f32>()?;
+                let n = crate::rerank::feature_count(tree.depth_count());
+                if w.len() != n {
+                    return Err(bad(format!(
+                        "{p}.rerank must have {n} values, not {}",
+                        w.len()
+                    )));
+                }
+                c.rerank = Some(crate::rerank::Reranker { weights: w });
             }
             // optional: artifacts from before the similarity gate have none
             if let Some(t) = tensors.get(&format!("{p}.near_gate")) {
@@ -330,6 +353,10 @@ impl Artifacts {
                 ))
             }
             (None, _) => classifier,
+        };
+        let classifier = match RoleCues::load(dir, classifier.tree())? {
+            Some(cues) => classifier.with_role_cues(cues),
+            None => classifier,
         };
         let exemplars = Self::load_exemplars(dir, meta.dim, lines)?;
         Ok(Artifacts {

@@ -301,23 +301,7 @@ pub(crate) fn apply_exact(tree: &Tree, dists: &mut LevelDists, code: &str) {
 mod tests {
     use super::*;
     use crate::classifier::Calibration;
-    use crate::tree::VAGUE_CODE;
-
-    /// A → {A1 → {a, b}}, B → {B1 → {c}} plus vague, two levels below the top.
-    fn small_tree() -> Tree {
-        let r = |c: &str, p: Option<&str>| (c.to_string(), c.to_string(), p.map(str::to_string));
-        let rows = vec![
-            r("A", None),
-            r("A1", Some("A")),
-            r("a", Some("A1")),
-            r("b", Some("A1")),
-            r("B", None),
-            r("B1", Some("B")),
-            r("c", Some("B1")),
-        ];
-        let names = ["section", "division", "class"].map(String::from).to_vec();
-        Tree::from_rows("t", names, &rows, true).unwrap()
-    }
+    use crate::tree::{small_tree, VAGUE_CODE};
 
     fn dists(tree: &Tree, probs: &[(&str, f32)]) -> LevelDists {
         let mut d: LevelDists = (0..tree.depth_count())
@@ -348,6 +332,7 @@ mod tests {
             flat: None,
             level: None,
             lexical: Vec::new(),
+            roles: Default::default(),
         };
         // the kNN vote agrees with the path at every level
         let knn = d.iter().map(|v| Some(v.clone())).collect::<Vec<_>>();
@@ -422,6 +407,7 @@ mod tests {
             near_sim: None,
             near_mix: [0.0; 4],
             step_model: None,
+            rerank: None,
         };
         assert!(path_for(&t, &d, &cal).is_empty());
     }
@@ -459,6 +445,7 @@ mod tests {
             near_sim: None,
             near_mix: [0.0; 4],
             step_model: None,
+            rerank: None,
         };
         crate::classifier::Classifier::new(
             tree,
@@ -492,6 +479,7 @@ mod tests {
             )),
             level: None,
             lexical: Vec::new(),
+            roles: Default::default(),
         };
         let clf = classifier(t, vec![0.5, 0.5, 0.5]);
         let opts = crate::classifier::ClassifyOptions::default();
@@ -541,6 +529,7 @@ mod tests {
             )),
             level: None,
             lexical: Vec::new(),
+            roles: Default::default(),
         };
         let clf = classifier(t, vec![0.5, 0.95, 0.95]);
         let opts = crate::classifier::ClassifyOptions {

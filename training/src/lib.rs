@@ -11,6 +11,7 @@
 //! - [`knn`]: exact kNN over labeled exemplars.
 //! - [`tfidf`]: character n-gram TF-IDF (shared with the eval baseline) and the lexical kNN voter.
 //! - [`calibrate`]: mixture weights, temperatures, thresholds for a target precision.
+//! - [`rerank`]: the learned choice among the candidate classes the components propose.
 //! - [`classifier`]: the runtime [`Classifier`] (consistent path, abstention, decision,
 //!   evidence) and [`EmbeddingLabeler`] (a `Labeler`).
 //! - [`train()`]: one call from corpus to saved [`Artifacts`]; [`predict_split`] for evaluation.
@@ -26,6 +27,8 @@ pub mod gate;
 pub mod heads;
 pub mod knn;
 pub mod recalibrate;
+pub mod rerank;
+pub mod role_cues;
 pub mod roles;
 pub mod tfidf;
 pub mod thresholds;

@@ -60,6 +60,15 @@ pub fn recalibrate(
             loans.len()
         )));
     }
+    // artifacts from before the role cues: the GB/T classifier gets the shipped actor lexicon
+    // (the one its role phrasings were generated from)
+    if arts.classifier.role_cues.is_none()
+        && arts.classifier.tree.id == touxiang_datasets::GBT4754_ID
+    {
+        let cues =
+            crate::role_cues::RoleCues::new(crate::roles::DEFAULT_ACTORS, &arts.classifier.tree)?;
+        arts.classifier.role_cues = Some(cues);
+    }
     let clf = &mut arts.classifier;
     if embedder.version() != clf.encoder_version {
         return Err(TrainError::Invalid(format!(

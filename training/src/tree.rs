@@ -281,3 +281,20 @@ impl Tree {
         Ok(t)
     }
 }
+
+/// A → {A1 → {a, b}}, B → {B1 → {c}} plus vague, two levels below the top (unit tests).
+#[cfg(test)]
+pub(crate) fn small_tree() -> Tree {
+    let r = |c: &str, p: Option<&str>| (c.to_string(), c.to_string(), p.map(str::to_string));
+    let rows = vec![
+        r("A", None),
+        r("A1", Some("A")),
+        r("a", Some("A1")),
+        r("b", Some("A1")),
+        r("B", None),
+        r("B1", Some("B")),
+        r("c", Some("B1")),
+    ];
+    let names = ["section", "division", "class"].map(String::from).to_vec();
+    Tree::from_rows("t", names, &rows, true).unwrap()
+}

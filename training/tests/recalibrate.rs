@@ -105,3 +105,34 @@ fn recalibration_refuses_too_few_texts() {
     .to_string();
     assert!(e.contains("at least 50"), "{e}");
 }
+
+#[test]
+fn role_cues_and_the_reranker_travel_with_the_artifact() {
+    let d = tempfile::tempdir().unwrap();
+    let r = common::train_synthetic(d.path(), 5);
+    let mut arts = Artifacts::load(&r.artifact_dir).unwrap();
+    assert!(arts.classifier.role_cues().is_none(), "no lexicon given");
+    let lexicon = "1000\tXX驾校|驾培机构\t教练车\n2110\tXX出版社\t纸张|印刷服务\n";
+    let cues =
+        touxiang_training::role_cues::RoleCues::new(lexicon, arts.classifier.tree()).unwrap();
+    arts.classifier = arts.classifier.with_role_cues(cues);
+    let out = tempfile::tempdir().unwrap();
+    arts.save(out.path()).unwrap();
+    let back = Artifacts::load(out.path()).unwrap();
+    let cues = back.classifier.role_cues().expect("role_cues.tsv loaded");
+    assert_eq!(cues.source(), lexicon);
+    // the hits reach the head outputs the re-ranker reads
+    let text = "长江出版社采购纸张";
+    let x = HashEmbedder::default().embed(&[text]).unwrap();
+    let h = back.classifier.head_outputs_for_texts(&[text], &x).unwrap();
+    let publisher = back.classifier.tree().find("2110").unwrap();
+    assert_eq!(h[0].roles.actor(publisher), 3);
+    assert_eq!(h[0].roles.input(publisher), 2);
+    // a damaged lexicon is refused loudly, not skipped
+    std::fs::write(out.path().join("role_cues.tsv"), "1000\tonly two fields\n").unwrap();
+    let e = Artifacts::load(out.path())
+        .err()
+        .expect("load fails")
+        .to_string();
+    assert!(e.contains("3 tab-separated fields"), "{e}");
+}

@@ -93,10 +93,10 @@ const ROLE_CASES: &[(&str, &str, &str, &str)] = &[
 ];
 
 /// Every named case offers the borrower's industry to the reviewer (the guess or one of the top
-/// three alternatives), and the guess itself is right for at least 6 of the 8 — on the loan dev
-/// set's test half the guess is right at division level for 86 % of buyer-vs-maker lines. The
-/// misses are printed: today "出版社采购印刷用纸" (guess 2311 printing, 8621 first alternative)
-/// and "建筑公司承建厂房…" (guess 3022 concrete, 4790 first alternative).
+/// three alternatives), and the guess itself is right for at least 7 of the 8 — on the loan dev
+/// set's test half the guess is right at division level for 91 % of buyer-vs-maker lines. The
+/// misses are printed: today "建筑公司承建厂房…" (guess 3022 concrete, 47 offered). The
+/// candidate re-ranker's role cues fixed "出版社采购印刷用纸" (was 2311 printing, now 8621).
 #[test]
 fn role_cases_label_the_borrower_not_what_it_buys() {
     let (mut top1, mut missing) = (0, Vec::new());
@@ -124,7 +124,7 @@ fn role_cases_label_the_borrower_not_what_it_buys() {
     }
     assert!(missing.is_empty(), "{}", missing.join("\n"));
     assert!(
-        top1 >= 6,
+        top1 >= 7,
         "only {top1} of {} role cases right at top-1",
         ROLE_CASES.len()
     );

@@ -219,9 +219,6 @@ pub(crate) fn fit_calibration(
                 .collect()
         })
         .collect();
-    let paths_of = |rule: fn(&Tree, &LevelDists) -> Vec<(usize, f32)>| -> Vec<Vec<(usize, f32)>> {
-        tempered.par_iter().map(|t| rule(tree, t)).collect()
-    };
     let mean_top1 = |paths: &[Vec<(usize, f32)>]| -> f64 {
         let (mut ok, mut n) = (0usize, 0usize);
         for (p, &g) in paths.iter().zip(gold) {
@@ -234,6 +231,48 @@ pub(crate) fn fit_calibration(
             }
         }
         ok as f64 / n.max(1) as f64
+    };
+    let votes: Vec<Votes> = heads
+        .par_iter()
+        .enumerate()
+        .map(|(i, h)| votes_of(tree, h, nb_of(i), knn_k, tau, ltau))
+        .collect();
+    // the candidate re-ranker, kept when its out-of-fold greedy path beats the mixture's; the
+    // path rule, step model and thresholds below are then fitted on its out-of-fold output
+    let tempered = {
+        let inputs: Vec<crate::rerank::RerankInput<'_>> = (0..heads.len())
+            .map(|i| crate::rerank::RerankInput {
+                heads: &heads[i],
+                knn: &votes[i].0,
+                lexical: &votes[i].1,
+                mixed: &tempered[i],
+                neighbors: nb_of(i).unwrap_or(&[]),
+            })
+            .collect();
+        let (reranker, oof) = crate::rerank::cross_fit(tree, &inputs, gold);
+        let greedy_of = |d: &[LevelDists]| -> Vec<Vec<(usize, f32)>> {
+            d.par_iter()
+                .map(|t| crate::classifier::greedy_path(tree, t))
+                .collect()
+        };
+        let (acc_mixture, acc_reranked) = (
+            mean_top1(&greedy_of(&tempered)),
+            mean_top1(&greedy_of(&oof)),
+        );
+        tracing::info!(
+            acc_mixture,
+            acc_reranked,
+            "calib mean top-1 over levels: mixture vs candidate re-ranker (out of fold)"
+        );
+        if acc_reranked > acc_mixture {
+            cal.rerank = Some(reranker);
+            oof
+        } else {
+            tempered
+        }
+    };
+    let paths_of = |rule: fn(&Tree, &LevelDists) -> Vec<(usize, f32)>| -> Vec<Vec<(usize, f32)>> {
+        tempered.par_iter().map(|t| rule(tree, t)).collect()
     };
     let greedy = paths_of(crate::classifier::greedy_path);
     let joint = paths_of(crate::classifier::joint_path);
@@ -258,11 +297,6 @@ pub(crate) fn fit_calibration(
         greedy
     };
     // learned step confidence, kept only when it pays (see `crate::confidence`)
-    let votes: Vec<Votes> = heads
-        .par_iter()
-        .enumerate()
-        .map(|(i, h)| votes_of(tree, h, nb_of(i), knn_k, tau, ltau))
-        .collect();
     let fit = crate::confidence::fit_step_model(
         tree,
         &paths,

@@ -54,6 +54,7 @@ impl Classifier {
             leaf_anc,
             keywords: None,
             lexical: None,
+            role_cues: None,
         }
     }
 
@@ -61,6 +62,17 @@ impl Classifier {
     pub fn with_lexical(mut self, ix: LexicalIndex) -> Self {
         self.lexical = Some(ix);
         self
+    }
+
+    /// Attach the role cue lexicon (features of the candidate re-ranker).
+    pub fn with_role_cues(mut self, cues: crate::role_cues::RoleCues) -> Self {
+        self.role_cues = Some(cues);
+        self
+    }
+
+    /// The role cue lexicon, when the classifier has one.
+    pub fn role_cues(&self) -> Option<&crate::role_cues::RoleCues> {
+        self.role_cues.as_ref()
     }
 
     /// The lexical voter, when the classifier has one.
@@ -129,6 +141,7 @@ impl Classifier {
                 flat: None,
                 level: None,
                 lexical: Vec::new(),
+                roles: Default::default(),
             })
             .collect();
         let depth = self.tree.depth_count();
@@ -196,6 +209,11 @@ impl Classifier {
                 o.lexical = nb;
             }
         }
+        if let Some(cues) = &self.role_cues {
+            for (o, t) in out.iter_mut().zip(texts) {
+                o.roles = cues.hits(t);
+            }
+        }
         Ok(out)
     }
 
@@ -221,6 +239,16 @@ impl Classifier {
         let lex = self.knn_vote(&heads.lexical, cal.lexical_tau);
         let top_sim = crate::gate::top_sim(neighbors);
         let mut dists = combine(&self.tree, heads, &knn, &lex, cal, top_sim);
+        if let Some(r) = &cal.rerank {
+            let x = crate::rerank::RerankInput {
+                heads,
+                knn: &knn,
+                lexical: &lex,
+                mixed: &dists,
+                neighbors,
+            };
+            dists = r.apply(&self.tree, &x);
+        }
         let exact = exact_match(&self.tree, neighbors);
         if let Some(m) = exact {
             crate::decide::apply_exact(&self.tree, &mut dists, &m.code);

@@ -85,6 +85,9 @@ pub struct Calibration {
     /// Learned step confidence ([`crate::confidence`]); `None` = the tempered probabilities.
     #[serde(default)]
     pub step_model: Option<StepModel>,
+    /// Candidate re-ranker ([`crate::rerank`]); `None` = the mixture's distributions.
+    #[serde(default)]
+    pub rerank: Option<crate::rerank::Reranker>,
 }
 
 fn default_lexical_tau() -> f32 {
@@ -107,6 +110,7 @@ impl Calibration {
             near_sim: None,
             near_mix: [0.0; 4],
             step_model: None,
+            rerank: None,
         }
     }
 
@@ -145,6 +149,9 @@ pub struct HeadOutputs {
     pub level: Option<LevelDists>,
     /// Nearest exemplars by character n-gram TF-IDF (empty without a lexical index or text).
     pub lexical: Vec<Neighbor>,
+    /// Classes the text names as borrower or purchase ([`crate::role_cues`]; empty without a
+    /// lexicon or text).
+    pub roles: crate::role_cues::RoleHits,
 }
 
 /// A candidate at the taxonomy's finest level (a class of GB/T 4754), with its path.
@@ -239,4 +246,6 @@ pub struct Classifier {
     keywords: Option<KeywordFn>,
     /// Lexical voter over the training exemplar texts (rebuilt from them when loading).
     pub(crate) lexical: Option<LexicalIndex>,
+    /// Role cue lexicon (travels with the artifact).
+    pub(crate) role_cues: Option<crate::role_cues::RoleCues>,
 }

@@ -187,6 +187,12 @@ pub fn train(cfg: &TrainConfig, embedder: &dyn EmbedFn) -> Result<TrainReport> {
     if let Some(ix) = lexical {
         proto = proto.with_lexical(ix);
     }
+    // the actor lexicon the role phrasings were generated from gives the re-ranker its role cues
+    if let super::CorpusSource::Notes { options, .. } = &cfg.source {
+        if let Some(a) = &options.actors {
+            proto = proto.with_role_cues(crate::role_cues::RoleCues::new(a, tree)?);
+        }
+    }
     // Calibration set: the loan texts when given (the distribution the service is used on),
     // else the corpus's calibration split. With loan texts, the corpus's calibration split still
     // fits the similarity gate (how far near-duplicate exemplars are trusted).
