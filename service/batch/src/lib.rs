@@ -33,7 +33,6 @@ mod error;
 pub mod fake;
 mod input;
 mod job;
-mod norm;
 mod options;
 mod output;
 mod progress;
@@ -45,7 +44,6 @@ pub use diff::{DiffAccumulator, DiffReport, Flow, FlowExample, LevelDiff};
 pub use engine::{run, BatchHooks, BatchSummary, Counters};
 pub use error::{BatchError, RowIssue};
 pub use job::{BatchJob, JobError, JobRegistry, JobSnapshot, JobState};
-pub use norm::normalize;
 pub use options::{BatchOptions, Format, InputEncoding, Shard};
 pub use output::{
     for_each_output_row, merge_shards, read_output, OutputRow, OUTPUT_COLUMNS, XLSX_MAX_ROWS,

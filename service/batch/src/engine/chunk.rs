@@ -60,7 +60,7 @@ pub(super) fn process_chunk(
             slot.push(Err(format!("row {}: {field}: {reason}", raw.row)));
             continue;
         }
-        let norm = crate::norm::normalize(&raw.text);
+        let norm = touxiang_text::normalize(&raw.text);
         if norm.is_empty() {
             let reason = if raw.text.is_empty() {
                 "empty text"

@@ -17,6 +17,8 @@ fn dedup_within_chunks_and_cache_across_chunks_and_runs() {
         "超市进货",
         "ＡＢＣ超市",
         "ABC超市",
+        "採購熱軋鋼卷",
+        "采购热轧\u{200b}钢卷",
     ];
     let rows: Vec<(String, String)> = (0..600)
         .map(|i| (format!("D{i}"), variants[i % variants.len()].to_string()))
@@ -26,7 +28,8 @@ fn dedup_within_chunks_and_cache_across_chunks_and_runs() {
         .map(|(a, b)| (a.as_str(), b.as_str(), "", ""))
         .collect();
     common::write_csv(&input, &v);
-    // Distinct after normalisation: 采购热轧钢卷, 采购 热轧钢卷, 超市进货, ABC超市.
+    // Distinct after normalisation (NFKC, 繁→简, whitespace, invisible characters — the one
+    // normaliser of classify and training): 采购热轧钢卷, 采购 热轧钢卷, 超市进货, ABC超市.
     let cache = d.path().join("cache.sqlite");
     let mut opts = BatchOptions::new(&input, d.path().join("out.csv"));
     opts.cache_path = Some(cache.clone());
