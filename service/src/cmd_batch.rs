@@ -95,10 +95,6 @@ pub struct BatchArgs {
     /// Default: heads only.
     #[arg(long)]
     pub neighbors: bool,
-    /// TESTING ONLY: label with the deterministic keyword fake (model version
-    /// `fake-keywords-1`) instead of the trained classifier.
-    #[arg(long, hide = true)]
-    pub test_fake_labeler: bool,
 }
 
 fn parse_shard(s: &str) -> Result<Shard, String> {
@@ -156,17 +152,14 @@ pub fn run_with(cfg: &Config, a: &BatchArgs) -> anyhow::Result<BatchSummary> {
         .taxonomy
         .clone()
         .unwrap_or_else(|| cfg.classify.default_taxonomy.clone());
-    let labeler: Arc<dyn Labeler> = if a.test_fake_labeler {
-        Arc::new(touxiang_batch::fake::KeywordLabeler::new())
-    } else {
-        crate::engine::load_labeler(cfg, &taxonomy, a.neighbors).with_context(|| {
+    let labeler: Arc<dyn Labeler> = crate::engine::load_labeler(cfg, &taxonomy, a.neighbors)
+        .with_context(|| {
             format!(
                 "touxiang batch needs the trained classifier for taxonomy '{taxonomy}' \
                  (model + artifacts under {}), and it could not be loaded",
                 cfg.data_dir.display()
             )
-        })?
-    };
+        })?;
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create {}", cfg.data_dir.display()))?;
     let mut hooks = BatchHooks::default();

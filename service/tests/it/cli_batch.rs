@@ -1,10 +1,11 @@
-//! The built `touxiang` binary: `batch` (with the hidden keyword fake labeler: output rows,
-//! shards, review routing idempotency; and the clear error without a classifier), `ingest`
+//! The built `touxiang` binary: `batch` with the shipped classifier and the real encoder (output
+//! rows, shards, review routing idempotency) and the clear error without a classifier, `ingest`
 //! (pre-labeled file without any model, the clear error when labels are needed, `--no-label`,
 //! all-or-nothing exit status) and a tiny `bench aggregate`.
 //!
-//! The model is never loaded: `TOUXIANG_PYTHON` points at a missing program and `--model-dir`
-//! at an empty directory, so any attempt to fetch the model fails at once.
+//! Except in the runs that label (`touxiang_with_model`), the model is never loaded:
+//! `TOUXIANG_PYTHON` points at a missing program and `--model-dir` at an empty directory, so any
+//! attempt to fetch the model fails at once.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -51,6 +52,21 @@ fn touxiang(e: &Env, args: &[&str]) -> Output {
         .expect("run touxiang")
 }
 
+/// `touxiang ARGS` with the real encoder (fetched once by the test binary) and the shipped
+/// GB/T artifact, as a user runs it.
+fn touxiang_with_model(e: &Env, args: &[&str]) -> Output {
+    crate::common::model();
+    Command::new(env!("CARGO_BIN_EXE_touxiang"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(&e.data)
+        .arg("--model-dir")
+        .arg(touxiang_model::test_model_dir())
+        .env_remove("TOUXIANG_DATA_DIR")
+        .output()
+        .expect("run touxiang")
+}
+
 fn write_input(path: &Path, n: usize) {
     let mut s = String::from("loan_id,purpose_text,old_code,balance\n");
     for i in 0..n {
@@ -85,7 +101,7 @@ fn batch_end_to_end_shards_and_diff() {
     write_input(&input, n);
     let out = e.dir.join("out.csv");
     let diff = e.dir.join("diff.json");
-    let o = touxiang(
+    let o = touxiang_with_model(
         &e,
         &[
             "batch",
@@ -100,13 +116,17 @@ fn batch_end_to_end_shards_and_diff() {
             "--diff-json",
             p(&diff),
             "--no-progress",
-            "--test-fake-labeler",
         ],
     );
     assert!(o.status.success(), "{}", text(&o));
     let summary: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON summary");
     assert_eq!(summary["counters"]["rows"], n as u64);
-    assert_eq!(summary["model_version"], "fake-keywords-1");
+    assert!(
+        summary["model_version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("tx1-")),
+        "the shipped classifier labeled: {summary}"
+    );
     let whole = std::fs::read_to_string(&out).unwrap();
     let ids: Vec<&str> = whole
         .lines()
@@ -124,7 +144,7 @@ fn batch_end_to_end_shards_and_diff() {
     for i in 0..3 {
         let part = e.dir.join(format!("part{i}.csv"));
         let shard = format!("{i}/3");
-        let o = touxiang(
+        let o = touxiang_with_model(
             &e,
             &[
                 "batch",
@@ -135,7 +155,6 @@ fn batch_end_to_end_shards_and_diff() {
                 "--shard",
                 &shard,
                 "--no-progress",
-                "--test-fake-labeler",
             ],
         );
         assert!(o.status.success(), "{}", text(&o));
@@ -176,7 +195,7 @@ fn batch_review_routing_is_idempotent() {
     write_input(&input, 60);
     let out = e.dir.join("out.csv");
     let run = || {
-        let o = touxiang(
+        let o = touxiang_with_model(
             &e,
             &[
                 "batch",
@@ -186,7 +205,6 @@ fn batch_review_routing_is_idempotent() {
                 p(&out),
                 "--review",
                 "--no-progress",
-                "--test-fake-labeler",
             ],
         );
         assert!(o.status.success(), "{}", text(&o));
@@ -196,7 +214,7 @@ fn batch_review_routing_is_idempotent() {
     let review_rows = s1["counters"]["review_rows"].as_u64().unwrap();
     assert!(
         review_rows > 0,
-        "the fake sends low-confidence and unknown texts to review"
+        "the classifier abstains on 补充流动资金 and sends it to review"
     );
     assert_eq!(s1["counters"]["reviews_enqueued"], review_rows);
     let count = || -> i64 {
