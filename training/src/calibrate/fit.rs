@@ -255,14 +255,14 @@ pub(crate) fn fit_calibration(
                 .map(|t| crate::classifier::greedy_path(tree, t))
                 .collect()
         };
-        let (acc_mixture, acc_reranked) = (
-            mean_top1(&greedy_of(&tempered)),
-            mean_top1(&greedy_of(&oof)),
-        );
+        let (paths_mixture, paths_reranked) = (greedy_of(&tempered), greedy_of(&oof));
+        let (acc_mixture, acc_reranked) = (mean_top1(&paths_mixture), mean_top1(&paths_reranked));
         tracing::info!(
             acc_mixture,
             acc_reranked,
-            "calib mean top-1 over levels: mixture vs candidate re-ranker (out of fold)"
+            by_level_mixture = ?top1_by_level(tree, &paths_mixture, gold),
+            by_level_reranked = ?top1_by_level(tree, &paths_reranked, gold),
+            "calib top-1: mixture vs candidate re-ranker (out of fold)"
         );
         if acc_reranked > acc_mixture {
             cal.rerank = Some(reranker);
@@ -314,6 +314,23 @@ pub(crate) fn fit_calibration(
     cal.level_thresholds = fit.level_thresholds;
     cal.auto_threshold = fit.auto_threshold;
     (cal, choices)
+}
+
+/// Top-1 of `paths` per level, in percent with one decimal, over the texts whose gold label
+/// is that deep (vague texts left out).
+fn top1_by_level(tree: &Tree, paths: &[Vec<(usize, f32)>], gold: &[usize]) -> Vec<f64> {
+    (0..tree.depth_count())
+        .map(|d| {
+            let idx: Vec<usize> = (0..gold.len())
+                .filter(|&i| Some(gold[i]) != tree.vague() && tree.nodes[gold[i]].depth >= d)
+                .collect();
+            let ok = idx
+                .iter()
+                .filter(|&&i| correct_at(tree, &paths[i], d, gold[i]))
+                .count();
+            (1000.0 * ok as f64 / idx.len().max(1) as f64).round() / 10.0
+        })
+        .collect()
 }
 
 /// Bins of the top-1 calibration refinement (as in the eval report).
