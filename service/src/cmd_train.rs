@@ -59,8 +59,9 @@ pub struct TrainArgs {
     pub recalibrate: Option<PathBuf>,
     /// How surely the thresholds must reach the target precision on the calibration texts: at
     /// the lower end of the Wilson interval this many standard errors below the measured rate
-    /// (0 = the measured rate, the default; `DecisionTargets::precision_z` has the trade-off
-    /// measured on loan text).
+    /// (0 = the measured rate, the default of a training run; a recalibration keeps the
+    /// artifact's own value; the shipped GB/T classifier uses 1.645, the one-sided 95 % bound;
+    /// `DecisionTargets::precision_z` has the trade-off measured on loan text).
     #[arg(long)]
     pub precision_z: Option<f64>,
 }

@@ -21,7 +21,7 @@ pub struct RecalibrateOptions<'a> {
     pub cache_dir: Option<&'a Path>,
     /// The result goes to `out_root/<taxonomy>/<new version>/`.
     pub out_root: &'a Path,
-    /// [`DecisionTargets::precision_z`]; `None` = the default.
+    /// [`DecisionTargets::precision_z`]; `None` = the artifact's own.
     pub precision_z: Option<f64>,
 }
 
@@ -84,11 +84,11 @@ pub fn recalibrate(
     let x = embed_all(embedder, &refs, cache_dir, 64)?;
     let heads = clf.head_outputs_for_texts(&refs, &x)?;
     let neighbors = index.search(&x, clf.knn_k)?;
-    // the temperature grids of `train`; the artifact's targets, under today's rule for
-    // reaching them unless told
+    // the temperature grids of `train`; the artifact's targets, including how surely the
+    // thresholds must reach them, unless told (recorded in the new artifact)
     let targets = DecisionTargets {
         auto_min_depth: clf.auto_min_depth,
-        precision_z: precision_z.unwrap_or(DecisionTargets::default().precision_z),
+        precision_z: precision_z.unwrap_or(arts.meta.targets.precision_z),
         ..arts.meta.targets
     };
     let fit = |nb: Option<&[Vec<crate::classifier::Neighbor>]>| {
@@ -131,6 +131,7 @@ pub fn recalibrate(
         calib,
     };
     let meta = &mut arts.meta;
+    meta.targets = targets;
     meta.model_version = model_version;
     meta.calibration_with_neighbors = clf.cal_knn.clone();
     meta.calibration_heads_only = clf.cal_heads.clone();

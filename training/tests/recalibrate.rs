@@ -136,3 +136,44 @@ fn role_cues_and_the_reranker_travel_with_the_artifact() {
         .to_string();
     assert!(e.contains("3 tab-separated fields"), "{e}");
 }
+
+#[test]
+fn a_recalibration_keeps_the_artifacts_precision_margin_unless_told() {
+    let d = tempfile::tempdir().unwrap();
+    let r = common::train_synthetic(d.path(), 5);
+    let recal = |dir: &std::path::Path, z: Option<f64>, seed: u64| {
+        let mut arts = Artifacts::load(dir).unwrap();
+        let index = arts
+            .exemplars
+            .take()
+            .unwrap_or_else(|| Artifacts::load(&r.artifact_dir).unwrap().exemplars.unwrap());
+        let out = d.path().join(format!("out{seed}"));
+        let rep = recalibrate(
+            dir,
+            arts,
+            &index,
+            &loans(240, seed),
+            &HashEmbedder::default(),
+            &RecalibrateOptions {
+                cache_dir: None,
+                out_root: &out,
+                precision_z: z,
+            },
+        )
+        .unwrap();
+        let a = Artifacts::load(&rep.artifact_dir).unwrap();
+        (rep.artifact_dir, a.meta.targets.precision_z)
+    };
+    assert_eq!(
+        Artifacts::load(&r.artifact_dir)
+            .unwrap()
+            .meta
+            .targets
+            .precision_z,
+        0.0
+    );
+    let (told, z) = recal(&r.artifact_dir, Some(1.645), 1);
+    assert_eq!(z, 1.645, "the margin used is recorded");
+    let (_, z) = recal(&told, None, 2);
+    assert_eq!(z, 1.645, "and kept by the next recalibration");
+}
