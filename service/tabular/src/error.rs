@@ -13,9 +13,6 @@ pub enum TabularError {
     /// The CSV header row is broken.
     #[error("header (line {line}): {reason}")]
     Header { line: u64, reason: String },
-    /// The JSONL input holds no JSON object.
-    #[error("no JSON object in input")]
-    NoObject,
     /// The workbook cannot be read.
     #[error("{0}")]
     Xlsx(String),
