@@ -133,27 +133,33 @@ impl XlsxSource {
         let range = wb
             .worksheet_range(&name)
             .map_err(|e| TabularError::Xlsx(format!("sheet `{name}`: {e}")))?;
-        let start_row = range.start().map(|(r, _)| r as u64).unwrap_or(0);
+        // Cells by absolute column, as when streamed.
+        let (start_row, start_col) = range.start().unwrap_or((0, 0));
+        let absolute = |r: &[calamine::Data]| -> (Vec<Option<String>>, Vec<CellIssue>) {
+            let mut issues = Vec::new();
+            let mut cells = vec![None; start_col as usize];
+            for (i, c) in r.iter().enumerate() {
+                let (text, issue) = cell_text(c, start_col as usize + i);
+                issues.extend(issue);
+                cells.push(text);
+            }
+            (cells, issues)
+        };
         let mut it = range.rows();
         let header = it
             .next()
             .ok_or_else(|| TabularError::Xlsx(format!("sheet `{name}` is empty")))?;
-        let headers = header_of(header.iter().map(|c| cell_text(c, 0).0).collect());
+        let mut headers = header_of(absolute(header).0);
+        // The streamed header ends at its last non-empty cell.
+        while headers.last().is_some_and(String::is_empty) {
+            headers.pop();
+        }
         let rows: Vec<SheetRow> = it
             .enumerate()
             .filter_map(|(i, r)| {
-                let mut issues = Vec::new();
-                let cells: Vec<Option<String>> = r
-                    .iter()
-                    .enumerate()
-                    .map(|(col, c)| {
-                        let (text, issue) = cell_text(c, col);
-                        issues.extend(issue);
-                        text
-                    })
-                    .collect();
+                let (cells, issues) = absolute(r);
                 cells.iter().any(Option::is_some).then_some((
-                    start_row + i as u64 + 2,
+                    start_row as u64 + i as u64 + 2,
                     cells,
                     issues,
                 ))
