@@ -30,8 +30,21 @@ pub(crate) enum Parsed {
     OpenQuote { fields: Vec<Vec<u8>> },
 }
 
-/// Parse one logical record with `csv-core`.
+fn record_reader() -> csv_core::Reader {
+    csv_core::ReaderBuilder::new()
+        .terminator(csv_core::Terminator::Any(b'\n'))
+        .build()
+}
+
+/// Parse one logical record with a new `csv-core` reader.
+#[cfg(test)]
 pub(crate) fn parse_record(buf: &[u8]) -> Parsed {
+    parse_with(&mut record_reader(), buf)
+}
+
+/// Parse one logical record with `rdr` (reset first).
+pub(crate) fn parse_with(rdr: &mut csv_core::Reader, buf: &[u8]) -> Parsed {
+    rdr.reset();
     if buf.is_empty() {
         // csv-core skips empty lines; an empty record is one empty field.
         return Parsed::Complete {
@@ -39,9 +52,6 @@ pub(crate) fn parse_record(buf: &[u8]) -> Parsed {
             malformed: false,
         };
     }
-    let mut rdr = csv_core::ReaderBuilder::new()
-        .terminator(csv_core::Terminator::Any(b'\n'))
-        .build();
     let mut data = Vec::with_capacity(buf.len() + 1);
     data.extend_from_slice(buf);
     data.push(b'\n');
@@ -96,6 +106,7 @@ enum Record {
 /// Rows of a CSV stream.
 pub struct CsvSource<R> {
     lines: Lines<R>,
+    parser: csv_core::Reader,
     headers: Vec<String>,
     row: u64,
 }
@@ -105,6 +116,7 @@ impl<R: BufRead> CsvSource<R> {
     pub fn new(r: R, encoding: Encoding) -> Result<Self> {
         let mut src = CsvSource {
             lines: Lines::new(r, encoding),
+            parser: record_reader(),
             headers: Vec::new(),
             row: 0,
         };
@@ -134,11 +146,11 @@ impl<R: BufRead> CsvSource<R> {
         let mut buf = first.clone();
         let mut extra: Vec<(u64, Vec<u8>)> = Vec::new();
         loop {
-            match parse_record(&buf) {
+            match parse_with(&mut self.parser, &buf) {
                 Parsed::Complete { fields, malformed } => {
                     if !extra.is_empty() && (malformed || fields.len() != expected) {
                         self.lines.push_back(extra);
-                        return Ok(Some(broken_first_line(line, &first)));
+                        return Ok(Some(broken_first_line(&mut self.parser, line, &first)));
                     }
                     if malformed {
                         return Ok(Some(Record::Broken {
@@ -164,7 +176,7 @@ impl<R: BufRead> CsvSource<R> {
                         }
                         None => {
                             self.lines.push_back(extra);
-                            return Ok(Some(broken_first_line(line, &first)));
+                            return Ok(Some(broken_first_line(&mut self.parser, line, &first)));
                         }
                     }
                 }
@@ -175,8 +187,8 @@ impl<R: BufRead> CsvSource<R> {
 
 /// The first line of a record whose quote never closes properly: its complete fields before
 /// the open quote, as a best effort.
-fn broken_first_line(line: u64, first: &[u8]) -> Record {
-    let fields = match parse_record(first) {
+fn broken_first_line(parser: &mut csv_core::Reader, line: u64, first: &[u8]) -> Record {
+    let fields = match parse_with(parser, first) {
         Parsed::OpenQuote { fields } => fields,
         Parsed::Complete { fields, .. } => fields,
     };
