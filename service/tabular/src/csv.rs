@@ -66,7 +66,11 @@ pub(crate) fn parse_with(rdr: &mut csv_core::Reader, buf: &[u8]) -> Parsed {
         match res {
             csv_core::ReadFieldResult::Field { record_end } => {
                 // The raw field, without the separator or terminator that ended it.
-                let raw = &data[field_start..at - 1];
+                let mut end = at;
+                if end > field_start && matches!(data[end - 1], b',' | b'\n') {
+                    end -= 1;
+                }
+                let raw = &data[field_start..end];
                 if raw.first() == Some(&b'"') {
                     let quotes = cur.iter().filter(|b| **b == b'"').count();
                     if raw.last() != Some(&b'"') || raw.len() != cur.len() + quotes + 2 {

@@ -224,3 +224,39 @@ fn xlsx_streamed_and_in_memory_read_alike() {
     .unwrap();
     assert_eq!(e.to_string(), "sheet `nope`: not found");
 }
+
+#[test]
+fn arbitrary_bytes_are_rows_or_errors_never_panics() {
+    let alphabet: &[u8] = b"a,\"\n\r \xff\xe4\xb8\xad{}:[]1";
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    for _ in 0..3000 {
+        let mut bytes = Vec::new();
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        for _ in 0..(seed % 60) {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            bytes.push(alphabet[(seed % alphabet.len() as u64) as usize]);
+        }
+        for format in [Format::Csv, Format::Jsonl] {
+            for encoding in [Encoding::Utf8, Encoding::Gb18030] {
+                let opts = Options {
+                    encoding,
+                    ..Default::default()
+                };
+                if let Ok(mut src) = open_bytes(bytes.clone(), format, &opts) {
+                    let width = src.headers().len();
+                    let mut row = Row::default();
+                    let mut last = 0;
+                    while src.next_row(&mut row).unwrap() {
+                        assert_eq!(row.row, last + 1);
+                        last = row.row;
+                        assert_eq!(row.cells.len(), width);
+                    }
+                }
+            }
+        }
+    }
+}
