@@ -1,5 +1,6 @@
-//! The tabular reader shared by loan, payment and relation ingest (CSV, JSONL, XLSX) never
-//! panics on arbitrary bytes: every problem is a row error or a file error.
+//! The tabular readers (`touxiang-tabular`, shared by batch and by loan, payment and relation
+//! ingest; CSV, JSONL, XLSX here) never panic on arbitrary bytes: every problem is a row error
+//! or a file error.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -1,9 +1,10 @@
-//! Streaming readers for the four input formats.
+//! Input rows: the four formats are read by `touxiang-tabular` (the readers portfolio ingest
+//! uses too), and each row's wanted cells are assembled into a [`RawRow`] here.
 //!
-//! Every reader yields [`RawRow`]s one at a time, so memory is bounded by one row (CSV, JSONL),
-//! one row group (Parquet) or the workbook's shared-string table (XLSX: calamine streams the cells
-//! of a sheet but keeps the shared strings of the whole workbook in memory, and the XML is parsed
-//! on a helper thread that hands rows over a bounded channel).
+//! Rows come one at a time, so memory is bounded by one row (CSV, JSONL), one row group
+//! (Parquet) or the workbook's shared-string table (XLSX: calamine streams the cells of a sheet
+//! but keeps the shared strings of the whole workbook in memory, and the XML is parsed on a
+//! helper thread that hands rows over a bounded channel).
 //!
 //! Row numbering is the same for every format: data rows count from 1 after the header; blank
 //! lines (CSV/JSONL) and empty sheet rows (XLSX) are not rows. Problems with one row (broken
@@ -15,18 +16,11 @@ use std::path::Path;
 use crate::error::BatchError;
 use crate::options::{BatchOptions, Format};
 
-mod csv_source;
-mod jsonl_source;
-mod lines;
-mod parquet_source;
+mod source;
 #[cfg(test)]
 mod tests;
-mod xlsx_source;
 
-use csv_source::CsvSource;
-use jsonl_source::JsonlSource;
-use parquet_source::ParquetSource;
-use xlsx_source::XlsxSource;
+use source::Source;
 
 /// One input row as read, before normalisation and labeling.
 #[derive(Debug, Clone, PartialEq)]
@@ -203,20 +197,14 @@ pub(crate) trait RowSource {
 
 /// Open the input of `opts` as a row source.
 pub(crate) fn open(opts: &BatchOptions) -> Result<Box<dyn RowSource + Send>, BatchError> {
-    let wanted = Wanted::from_options(opts);
-    let path = opts.input.as_path();
-    Ok(match opts.resolved_input_format()? {
-        Format::Csv => Box::new(CsvSource::open(path, opts.input_encoding, wanted)?),
-        Format::Jsonl => Box::new(JsonlSource::open(path, opts.input_encoding, wanted)?),
-        Format::Xlsx => Box::new(XlsxSource::open(path, opts.sheet.clone(), wanted)?),
-        Format::Parquet => Box::new(ParquetSource::open(path, wanted)?),
-    })
+    Ok(Box::new(Source::open(opts)?))
 }
 
 /// Number of data rows of the input (a full read for CSV/JSONL/XLSX, metadata for Parquet).
 pub(crate) fn count_rows(opts: &BatchOptions) -> Result<u64, BatchError> {
     if opts.resolved_input_format()? == Format::Parquet {
-        return ParquetSource::count(&opts.input);
+        return touxiang_tabular::parquet_row_count(&opts.input)
+            .map_err(|e| source::input_error(&opts.input, e));
     }
     let mut src = open(opts)?;
     let mut n = 0;

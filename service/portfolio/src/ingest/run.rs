@@ -1,7 +1,7 @@
 //! The ingest entry points on [`PortfolioStore`] and the row loop (part of [`super`]).
 
 use std::fs::File;
-use std::io::{BufReader, Cursor, Read};
+use std::io::{Cursor, Read};
 use std::path::Path;
 use std::time::Instant;
 
@@ -12,7 +12,7 @@ use crate::error::{PortfolioError, Result};
 use crate::purpose::KeywordPurposeLabeler;
 use crate::store::{read_config, PortfolioStore};
 
-use super::read::{CsvSource, JsonlSource, RowSource, XlsxSource};
+use super::read::{self, RowSource};
 use super::report::{RejectLog, SETTLE_EVERY};
 use super::validate::{resolve_columns, LoanRow, Validator};
 use super::write::Writer;
@@ -55,8 +55,8 @@ impl PortfolioStore {
         }
         match format {
             InputFormat::Xlsx => {
-                let mut src = XlsxSource::open(path, opts.sheet.as_deref())?;
-                self.ingest_source(portfolio, &mut src, &opts, labeler)
+                let mut src = read::open_file(path, format, opts.sheet.as_deref())?;
+                self.ingest_source(portfolio, &mut *src, &opts, labeler)
             }
             _ => self.ingest_reader(portfolio, format, File::open(path)?, &opts, labeler),
         }
@@ -73,8 +73,8 @@ impl PortfolioStore {
     ) -> Result<IngestReport> {
         match format {
             InputFormat::Xlsx => {
-                let mut src = XlsxSource::from_reader(Cursor::new(bytes), opts.sheet.as_deref())?;
-                self.ingest_source(portfolio, &mut src, opts, labeler)
+                let mut src = read::open_bytes(bytes, format, opts.sheet.as_deref())?;
+                self.ingest_source(portfolio, &mut *src, opts, labeler)
             }
             _ => self.ingest_reader(portfolio, format, Cursor::new(bytes), opts, labeler),
         }
@@ -89,20 +89,8 @@ impl PortfolioStore {
         opts: &IngestOptions,
         labeler: Option<&dyn Labeler>,
     ) -> Result<IngestReport> {
-        let reader = BufReader::with_capacity(1 << 16, reader);
-        match format {
-            InputFormat::Csv => {
-                let mut src = CsvSource::new(reader)?;
-                self.ingest_source(portfolio, &mut src, opts, labeler)
-            }
-            InputFormat::Jsonl => {
-                let mut src = JsonlSource::new(reader)?;
-                self.ingest_source(portfolio, &mut src, opts, labeler)
-            }
-            InputFormat::Xlsx => Err(PortfolioError::UnsupportedFormat(
-                "XLSX needs random access: use ingest_bytes or ingest_file".into(),
-            )),
-        }
+        let mut src = read::open_reader(reader, format)?;
+        self.ingest_source(portfolio, &mut *src, opts, labeler)
     }
 
     fn ingest_source(
