@@ -30,7 +30,6 @@ mod cache;
 mod diff;
 mod engine;
 mod error;
-pub mod fake;
 mod input;
 mod job;
 mod options;

@@ -1,9 +1,7 @@
 //! Spreadsheet formula injection: ids from the input never reach a CSV output as live formulas.
 
-mod common;
-
-use touxiang_batch::fake::KeywordLabeler;
 use touxiang_batch::{read_output, run, BatchHooks, BatchOptions, Format};
+use touxiang_testkit::KeywordLabeler;
 
 fn ids(path: &std::path::Path, format: Format) -> Vec<String> {
     read_output(path, format)
@@ -17,7 +15,7 @@ fn ids(path: &std::path::Path, format: Format) -> Vec<String> {
 fn csv_output_neutralises_formula_ids_and_keeps_numbers() {
     let d = tempfile::tempdir().unwrap();
     let input = d.path().join("in.csv");
-    common::write_csv(
+    touxiang_testkit::write_csv(
         &input,
         &[
             ("=1+1", "采购热轧钢卷", "100", ""),

@@ -12,7 +12,7 @@ use axum::Router;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use touxiang::AppState;
-use touxiang_batch::fake::KeywordLabeler;
+use touxiang_testkit::KeywordLabeler;
 use tower::ServiceExt;
 
 const TEXTS: [&str; 6] = [

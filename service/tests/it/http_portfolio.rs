@@ -14,8 +14,8 @@ use axum::Router;
 use http_body_util::BodyExt;
 use serde_json::Value;
 use touxiang::AppState;
-use touxiang_batch::fake::KeywordLabeler;
 use touxiang_portfolio::{AggQuery, PortfolioStore};
+use touxiang_testkit::KeywordLabeler;
 use tower::ServiceExt;
 
 const HEADER: &str = "loan_id,purpose_text,amount,balance,overdue_days,region_code,customer_type,product,issue_date,as_of_date,industry_code";

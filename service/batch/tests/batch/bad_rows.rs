@@ -1,8 +1,8 @@
 //! Bad rows: reported with row and line numbers while the rest of the input proceeds; encodings,
 //! broken JSONL lines and missing columns.
 
-use touxiang_batch::fake::KeywordLabeler;
 use touxiang_batch::{read_output, run, BatchHooks, BatchOptions, Format, InputEncoding};
+use touxiang_testkit::KeywordLabeler;
 
 use super::dir;
 

@@ -1,10 +1,10 @@
 //! Dedup within chunks and the label cache across chunks, runs and cache scopes.
 
-use touxiang_batch::fake::KeywordLabeler;
 use touxiang_batch::{run, BatchHooks, BatchOptions};
 use touxiang_datasets::Labeler;
+use touxiang_testkit::KeywordLabeler;
 
-use super::{common, dir};
+use super::dir;
 
 #[test]
 fn dedup_within_chunks_and_cache_across_chunks_and_runs() {
@@ -27,7 +27,7 @@ fn dedup_within_chunks_and_cache_across_chunks_and_runs() {
         .iter()
         .map(|(a, b)| (a.as_str(), b.as_str(), "", ""))
         .collect();
-    common::write_csv(&input, &v);
+    touxiang_testkit::write_csv(&input, &v);
     // Distinct after normalisation (NFKC, 繁→简, whitespace, invisible characters — the one
     // normaliser of classify and training): 采购热轧钢卷, 采购 热轧钢卷, 超市进货, ABC超市.
     let cache = d.path().join("cache.sqlite");

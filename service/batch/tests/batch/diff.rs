@@ -3,17 +3,17 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use touxiang_batch::fake::KeywordLabeler;
 use touxiang_batch::{run, BatchHooks, BatchOptions};
 use touxiang_datasets::Taxonomy;
+use touxiang_testkit::KeywordLabeler;
 
-use super::{common, dir};
+use super::dir;
 
 #[test]
 fn diff_report_counts_on_a_constructed_case() {
     let d = dir();
     let input = d.path().join("in.csv");
-    common::write_csv(
+    touxiang_testkit::write_csv(
         &input,
         &[
             ("r1", "采购钢材", "100", "3120"),     // unchanged

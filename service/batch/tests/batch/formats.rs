@@ -4,10 +4,10 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use touxiang_batch::fake::KeywordLabeler;
 use touxiang_batch::{read_output, run, BatchHooks, BatchOptions, Format};
+use touxiang_testkit::KeywordLabeler;
 
-use super::{common, dir};
+use super::dir;
 
 fn write_input(path: &Path, format: Format, rows: &[(String, String)]) {
     match format {
@@ -16,7 +16,7 @@ fn write_input(path: &Path, format: Format, rows: &[(String, String)]) {
                 .iter()
                 .map(|(a, b)| (a.as_str(), b.as_str(), "", ""))
                 .collect();
-            common::write_csv(path, &v);
+            touxiang_testkit::write_csv(path, &v);
         }
         Format::Jsonl => {
             let mut f = std::fs::File::create(path).unwrap();
@@ -84,7 +84,7 @@ fn write_input(path: &Path, format: Format, rows: &[(String, String)]) {
 #[test]
 fn all_four_formats_round_trip() {
     let d = dir();
-    let mut rows = common::sample_rows(120);
+    let mut rows = touxiang_testkit::sample_rows(120);
     rows[7].1 = "  ".into(); // an error row travels through every format too
     let cache = d.path().join("cache.sqlite");
     let mut reference = None;

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use touxiang_batch::fake::KeywordLabeler;
 use touxiang_batch::{BatchHooks, BatchOptions};
+use touxiang_testkit::KeywordLabeler;
 
 use super::{dir, sample_csv};
 

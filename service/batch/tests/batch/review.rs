@@ -3,13 +3,13 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use touxiang_batch::fake::KeywordLabeler;
 use touxiang_batch::{
     read_output, run, BatchError, BatchHooks, BatchOptions, Format, ReviewRequest, ReviewSink,
     ReviewSinkError,
 };
+use touxiang_testkit::KeywordLabeler;
 
-use super::{common, dir, sample_csv};
+use super::{dir, sample_csv};
 
 #[derive(Default)]
 struct MemorySink {
@@ -65,7 +65,7 @@ fn review_rows_go_to_the_sink_and_carry_review_ids() {
     assert_eq!(s.counters.reviews_enqueued as usize, review.len());
     let sent = sink.texts.lock().unwrap();
     assert_eq!(sent.len(), review.len());
-    let src = common::sample_rows(200);
+    let src = touxiang_testkit::sample_rows(200);
     for (row, id, text) in sent.iter() {
         assert_eq!(
             (id, text),

@@ -1,7 +1,7 @@
 //! Shards: run separately and merged, they equal the whole run.
 
-use touxiang_batch::fake::KeywordLabeler;
 use touxiang_batch::{merge_shards, read_output, run, BatchHooks, BatchOptions, Format, Shard};
+use touxiang_testkit::KeywordLabeler;
 
 use super::{dir, sample_csv};
 

@@ -15,8 +15,8 @@ use std::collections::HashMap;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use touxiang_batch::fake::KeywordLabeler;
 use touxiang_batch::{run, synth, BatchHooks, BatchOptions, ProgressBar};
+use touxiang_testkit::KeywordLabeler;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -1,5 +1,4 @@
-#![allow(dead_code)]
-//! Helpers shared by the integration tests.
+//! Small input books for tests.
 
 use std::path::Path;
 
@@ -38,4 +37,14 @@ pub fn sample_rows(n: usize) -> Vec<(String, String)> {
             (format!("L{i:05}"), t)
         })
         .collect()
+}
+
+/// A CSV of [`sample_rows`] (`n` rows, balance 1000, no old code) at `path`.
+pub fn sample_csv(path: &Path, n: usize) {
+    let rows = sample_rows(n);
+    let v: Vec<(&str, &str, &str, &str)> = rows
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str(), "1000", ""))
+        .collect();
+    write_csv(path, &v);
 }
