@@ -10,8 +10,8 @@
 
 use std::io::BufRead;
 
-use crate::lines::{decode_field, Lines};
-use crate::{CellIssue, Encoding, IssueKind, Problem, Result, Row, RowSource, TabularError};
+use crate::lines::{decode_cell, decode_field, Lines};
+use crate::{Encoding, Problem, Result, Row, RowSource, TabularError};
 
 /// Lines a quoted field may span before the quote counts as unterminated.
 const MAX_CONTINUATION_LINES: usize = 50;
@@ -236,17 +236,7 @@ impl<R: BufRead> RowSource for CsvSource<R> {
         };
         row.line = Some(line);
         for (col, f) in fields.iter().enumerate().take(self.headers.len()) {
-            row.cells[col] = Some(match decode_field(f, self.lines.encoding) {
-                Ok(s) => s,
-                Err((lossy, reason)) => {
-                    row.issues.push(CellIssue {
-                        col,
-                        kind: IssueKind::Encoding,
-                        reason,
-                    });
-                    lossy
-                }
-            });
+            row.cells[col] = Some(decode_cell(f, self.lines.encoding, col, &mut row.issues));
         }
         Ok(true)
     }

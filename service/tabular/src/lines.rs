@@ -75,6 +75,24 @@ fn is_blank(b: &[u8]) -> bool {
     b.iter().all(|c| c.is_ascii_whitespace())
 }
 
+/// A cell's text: [`decode_field`], its lossy text with an encoding issue on `col` in `issues`
+/// when it does not decode.
+pub(crate) fn decode_cell(
+    bytes: &[u8],
+    encoding: Encoding,
+    col: usize,
+    issues: &mut Vec<crate::CellIssue>,
+) -> String {
+    decode_field(bytes, encoding).unwrap_or_else(|(lossy, reason)| {
+        issues.push(crate::CellIssue {
+            col,
+            kind: crate::IssueKind::Encoding,
+            reason,
+        });
+        lossy
+    })
+}
+
 /// Decode one field as UTF-8; otherwise (lossy text, what is wrong).
 pub(crate) fn decode_field(
     bytes: &[u8],

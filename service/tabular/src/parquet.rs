@@ -6,8 +6,8 @@ use std::path::Path;
 use parquet::file::reader::FileReader;
 use parquet::file::serialized_reader::SerializedFileReader;
 
-use crate::lines::decode_field;
-use crate::{CellIssue, Encoding, IssueKind, Result, Row, RowSource, TabularError};
+use crate::lines::decode_cell;
+use crate::{Encoding, Result, Row, RowSource, TabularError};
 
 fn parquet_err(e: impl std::fmt::Display) -> TabularError {
     TabularError::Parquet(e.to_string())
@@ -85,17 +85,9 @@ impl RowSource for ParquetSource {
             row.cells[col] = match field {
                 Field::Null => None,
                 Field::Str(s) => Some(s.clone()),
-                Field::Bytes(b) => Some(match decode_field(b.data(), Encoding::Utf8) {
-                    Ok(s) => s,
-                    Err((lossy, reason)) => {
-                        row.issues.push(CellIssue {
-                            col,
-                            kind: IssueKind::Encoding,
-                            reason,
-                        });
-                        lossy
-                    }
-                }),
+                Field::Bytes(b) => {
+                    Some(decode_cell(b.data(), Encoding::Utf8, col, &mut row.issues))
+                }
                 other => Some(other.to_string()),
             };
         }
