@@ -136,6 +136,34 @@ impl StepModel {
     }
 }
 
+/// Per-feature mean and standard deviation (floored at 1e-6) of `rows`, `dim` features each:
+/// the standardisation both learned models fit on.
+pub(crate) fn moments(rows: &[&[f32]], dim: usize) -> (Vec<f64>, Vec<f64>) {
+    let n = rows.len() as f64;
+    let mut mean = vec![0f64; dim];
+    let mut sd = vec![0f64; dim];
+    for f in rows {
+        for j in 0..dim {
+            mean[j] += f64::from(f[j]) / n;
+        }
+    }
+    for f in rows {
+        for j in 0..dim {
+            sd[j] += (f64::from(f[j]) - mean[j]).powi(2) / n;
+        }
+    }
+    let sd = sd.iter().map(|v| v.sqrt().max(1e-6)).collect();
+    (mean, sd)
+}
+
+/// `f` standardised with [`moments`].
+pub(crate) fn standardize(f: &[f32], mean: &[f64], sd: &[f64]) -> Vec<f64> {
+    f.iter()
+        .zip(mean.iter().zip(sd))
+        .map(|(x, (m, s))| (f64::from(*x) - m) / s)
+        .collect()
+}
+
 /// L2-regularised logistic regression on `rows` (features, correct); returns the weights on the
 /// raw features, bias last.
 pub(crate) fn fit_logistic(rows: &[([f32; FEATURES], bool)], l2: f64) -> Vec<f32> {
@@ -144,29 +172,11 @@ pub(crate) fn fit_logistic(rows: &[([f32; FEATURES], bool)], l2: f64) -> Vec<f32
     if n == 0 {
         return w.iter().map(|&x| x as f32).collect();
     }
-    let mut mean = [0f64; FEATURES];
-    let mut sd = [0f64; FEATURES];
-    for (f, _) in rows {
-        for j in 0..FEATURES {
-            mean[j] += f64::from(f[j]) / n as f64;
-        }
-    }
-    for (f, _) in rows {
-        for j in 0..FEATURES {
-            sd[j] += (f64::from(f[j]) - mean[j]).powi(2) / n as f64;
-        }
-    }
-    let sd: Vec<f64> = sd.iter().map(|v| v.sqrt().max(1e-6)).collect();
+    let features: Vec<&[f32]> = rows.iter().map(|(f, _)| &f[..]).collect();
+    let (mean, sd) = moments(&features, FEATURES);
     let z: Vec<(Vec<f64>, f64)> = rows
         .iter()
-        .map(|(f, y)| {
-            (
-                (0..FEATURES)
-                    .map(|j| (f64::from(f[j]) - mean[j]) / sd[j])
-                    .collect(),
-                f64::from(u8::from(*y)),
-            )
-        })
+        .map(|(f, y)| (standardize(f, &mean, &sd), f64::from(u8::from(*y))))
         .collect();
     let pos = z.iter().filter(|r| r.1 > 0.5).count() as f64;
     // start at the base rate

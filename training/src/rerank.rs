@@ -248,31 +248,18 @@ pub(crate) fn fit(rows: &[(&Candidates, Option<usize>)], dim: usize, l2: f64) ->
             weights: vec![0.0; dim],
         };
     }
-    let all: Vec<&Vec<f32>> = train.iter().flat_map(|(c, _)| &c.features).collect();
-    let mut mean = vec![0f64; dim];
-    let mut sd = vec![0f64; dim];
-    for f in &all {
-        for j in 0..dim {
-            mean[j] += f64::from(f[j]) / all.len() as f64;
-        }
-    }
-    for f in &all {
-        for j in 0..dim {
-            sd[j] += (f64::from(f[j]) - mean[j]).powi(2) / all.len() as f64;
-        }
-    }
-    let sd: Vec<f64> = sd.iter().map(|v| v.sqrt().max(1e-6)).collect();
+    let all: Vec<&[f32]> = train
+        .iter()
+        .flat_map(|(c, _)| c.features.iter().map(Vec::as_slice))
+        .collect();
+    let (mean, sd) = crate::confidence::moments(&all, dim);
     let z: Vec<(Vec<Vec<f64>>, usize)> = train
         .iter()
         .map(|(c, g)| {
             let x = c
                 .features
                 .iter()
-                .map(|f| {
-                    (0..dim)
-                        .map(|j| (f64::from(f[j]) - mean[j]) / sd[j])
-                        .collect()
-                })
+                .map(|f| crate::confidence::standardize(f, &mean, &sd))
                 .collect();
             (x, *g)
         })
