@@ -18,23 +18,8 @@
 //! alone agree on the object's producer. Embeddings are cached in `$EMBED_CACHE` (default
 //! `target/actor-view-cache`; a data dir's `embedding-cache` saves re-embedding the exemplars).
 use std::path::PathBuf;
-use touxiang_model::{E5Model, Embedder, Kind, Precision};
-use touxiang_training::{embed_all, Artifacts, EmbedFn, LoanText, TrainError};
-
-struct E5(E5Model);
-impl EmbedFn for E5 {
-    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, TrainError> {
-        self.0
-            .embed(texts, Kind::Query)
-            .map_err(|e| TrainError::Embed(e.to_string()))
-    }
-    fn dim(&self) -> usize {
-        Embedder::dim(&self.0)
-    }
-    fn version(&self) -> String {
-        Embedder::version(&self.0)
-    }
-}
+use touxiang_model::{E5Model, Precision};
+use touxiang_training::{embed_all, Artifacts, LoanText, E5};
 
 const VERBS: &[&str] = &[
     "购置", "采购", "购买", "支付", "建设", "扩建", "新建", "改建", "更新", "装修", "拨付", "发放",

@@ -6,26 +6,8 @@
 use std::path::PathBuf;
 
 use touxiang_datasets::Taxonomy;
-use touxiang_model::{E5Model, Embedder, Kind, Precision};
-use touxiang_training::{
-    train, CorpusOptions, CorpusSource, EmbedFn, TrainConfig, TrainError, Tree,
-};
-
-struct E5(E5Model);
-
-impl EmbedFn for E5 {
-    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, TrainError> {
-        self.0
-            .embed(texts, Kind::Query)
-            .map_err(|e| TrainError::Embed(e.to_string()))
-    }
-    fn dim(&self) -> usize {
-        Embedder::dim(&self.0)
-    }
-    fn version(&self) -> String {
-        Embedder::version(&self.0)
-    }
-}
+use touxiang_model::{E5Model, Precision};
+use touxiang_training::{train, CorpusOptions, CorpusSource, TrainConfig, Tree, E5};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let _ = tracing_subscriber::fmt()

@@ -90,6 +90,28 @@ impl EmbedFn for HashEmbedder {
     }
 }
 
+/// The real multilingual-e5-small encoder as an [`EmbedFn`], texts embedded as given (the
+/// service's `E5Embed` also masks amounts, dates and ids first). For the examples that train
+/// or classify with the real encoder.
+#[cfg(feature = "e5")]
+pub struct E5(pub touxiang_model::E5Model);
+
+#[cfg(feature = "e5")]
+impl EmbedFn for E5 {
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        use touxiang_model::Embedder;
+        self.0
+            .embed(texts, touxiang_model::Kind::Query)
+            .map_err(|e| TrainError::Embed(e.to_string()))
+    }
+    fn dim(&self) -> usize {
+        touxiang_model::Embedder::dim(&self.0)
+    }
+    fn version(&self) -> String {
+        touxiang_model::Embedder::version(&self.0)
+    }
+}
+
 /// SplitMix64 finaliser: a cheap, well-mixed, platform-independent hash step.
 pub(crate) fn splitmix(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);

@@ -47,6 +47,8 @@ pub use corpus::{
     build_corpus, lendingclub_examples, load_examples_jsonl, Corpus, CorpusOptions, CorpusStats,
     Example, Source, Split, SplitRatios,
 };
+#[cfg(feature = "e5")]
+pub use embed::E5;
 pub use embed::{embed_all, EmbedFn, EmbeddingCache, HashEmbedder, E5_DIM};
 pub use error::TrainError;
 pub use knn::ExemplarIndex;
