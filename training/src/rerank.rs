@@ -117,11 +117,7 @@ pub(crate) fn candidates(tree: &Tree, x: &RerankInput<'_>) -> Candidates {
     for c in 0..4 {
         top_leaves(tree, |l| leaf_value(c, l), FROM_COMPONENT, &mut leaves);
     }
-    let top_sim = x
-        .neighbors
-        .iter()
-        .map(|n| n.similarity)
-        .fold(f32::NEG_INFINITY, f32::max);
+    let top_sim = crate::gate::top_sim(x.neighbors);
     let nb_nodes: Vec<(usize, f32)> = x
         .neighbors
         .iter()
@@ -148,10 +144,9 @@ pub(crate) fn candidates(tree: &Tree, x: &RerankInput<'_>) -> Candidates {
                     .filter(|(i, _)| a.is_some() && tree.ancestor_at(*i, d) == a)
                     .map(|(_, s)| *s)
                     .fold(f32::NEG_INFINITY, f32::max);
-                f.push(if best.is_finite() && top_sim.is_finite() {
-                    best - top_sim
-                } else {
-                    -NO_NEIGHBOR_GAP
+                f.push(match top_sim {
+                    Some(top) if best.is_finite() => best - top,
+                    _ => -NO_NEIGHBOR_GAP,
                 });
             }
             let code = &tree.nodes[leaf].code;
