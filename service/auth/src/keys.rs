@@ -111,8 +111,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS api_keys_active_name ON api_keys(name) WHERE r
 const STORE_SCHEMA: touxiang_sqlite::StoreSchema = touxiang_sqlite::StoreSchema {
     store: "auth key store",
     tables: &["api_keys"],
-    ddl: SCHEMA,
-    version: 1,
+    migrations: &[SCHEMA],
 };
 
 impl KeyStore {

@@ -34,8 +34,7 @@ const TABLE: &str = "CREATE TABLE IF NOT EXISTS label_cache (
 const STORE_SCHEMA: touxiang_sqlite::StoreSchema = touxiang_sqlite::StoreSchema {
     store: "batch label cache",
     tables: &["label_cache"],
-    ddl: TABLE,
-    version: 1,
+    migrations: &[TABLE],
 };
 
 fn cache_err(desc: &str, e: impl std::fmt::Display) -> BatchError {

@@ -19,6 +19,7 @@ pub const STORE_FILE: &str = "flow.sqlite";
 /// How long a writer waits for another writer's lock before failing.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Migration step 1: the schema of version 1.
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS payments (
     portfolio     TEXT NOT NULL,
@@ -63,13 +64,6 @@ CREATE TABLE IF NOT EXISTS payee_labels (
     PRIMARY KEY (scope, norm)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS payee_labels_norm ON payee_labels (norm);
--- Payees sent to the reviewers' `payees` queue (added after version 1: created by this DDL in
--- older stores, ignored by older binaries)
-CREATE TABLE IF NOT EXISTS payee_reviews (
-    norm      TEXT PRIMARY KEY,
-    review_id TEXT NOT NULL,
-    queued_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ','now'))
-) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS loan_borrowers (
     portfolio     TEXT NOT NULL,
     loan_id       TEXT NOT NULL,
@@ -97,6 +91,18 @@ CREATE TABLE IF NOT EXISTS ingests (
 );
 "#;
 
+/// Migration step 2: payees sent to the reviewers' `payees` queue. `IF NOT EXISTS`: builds
+/// before schema migrations created this table in stores they stamped version 1.
+const STEP2_PAYEE_REVIEWS: &str = "
+CREATE TABLE IF NOT EXISTS payee_reviews (
+    norm      TEXT PRIMARY KEY,
+    review_id TEXT NOT NULL,
+    queued_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ','now'))
+) WITHOUT ROWID;
+";
+
+/// The store's shape for the integrity check and migrations at open
+/// ([`touxiang_sqlite::open_store`]).
 const STORE_SCHEMA: touxiang_sqlite::StoreSchema = touxiang_sqlite::StoreSchema {
     store: "fund-flow store",
     tables: &[
@@ -107,8 +113,7 @@ const STORE_SCHEMA: touxiang_sqlite::StoreSchema = touxiang_sqlite::StoreSchema 
         "borrower_index",
         "ingests",
     ],
-    ddl: SCHEMA,
-    version: 1,
+    migrations: &[SCHEMA, STEP2_PAYEE_REVIEWS],
 };
 
 /// Handle on the fund-flow store (cheap; each operation opens its own connection).

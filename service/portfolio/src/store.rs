@@ -22,6 +22,7 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(120);
 /// File name of the store inside the data directory.
 pub const STORE_FILE: &str = "portfolio.sqlite";
 
+/// Migration step 1: the schema of version 1.
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS portfolios (
     name           TEXT PRIMARY KEY,
@@ -66,17 +67,6 @@ CREATE TABLE IF NOT EXISTS loans (
     ingest_id      INTEGER NOT NULL,
     PRIMARY KEY (portfolio, loan_id, as_of_date)
 ) WITHOUT ROWID;
--- Where each loan's money actually went (fund-flow tracing, touxiang-flow): the GB/T 4754
--- section that received the largest share of its payments ('individual' for people,
--- 'unlabeled' for payees not classified). Added after version 1 without a version bump: the
--- DDL creates it in older stores, and older binaries ignore it.
-CREATE TABLE IF NOT EXISTS loan_actual (
-    portfolio TEXT NOT NULL,
-    loan_id   TEXT NOT NULL,
-    section   TEXT NOT NULL,
-    share     REAL NOT NULL,
-    PRIMARY KEY (portfolio, loan_id)
-) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS ingests (
     id          INTEGER PRIMARY KEY,
     portfolio   TEXT NOT NULL,
@@ -88,12 +78,26 @@ CREATE TABLE IF NOT EXISTS ingests (
 );
 "#;
 
-/// The store's shape for the integrity check at open ([`touxiang_sqlite::open_store`]).
+/// Migration step 2: where each loan's money actually went (fund-flow tracing, touxiang-flow),
+/// the GB/T 4754 section that received the largest share of its payments ('individual' for
+/// people, 'unlabeled' for payees not classified). `IF NOT EXISTS`: builds before schema
+/// migrations created this table in stores they stamped version 1.
+const STEP2_LOAN_ACTUAL: &str = "
+CREATE TABLE IF NOT EXISTS loan_actual (
+    portfolio TEXT NOT NULL,
+    loan_id   TEXT NOT NULL,
+    section   TEXT NOT NULL,
+    share     REAL NOT NULL,
+    PRIMARY KEY (portfolio, loan_id)
+) WITHOUT ROWID;
+";
+
+/// The store's shape for the integrity check and migrations at open
+/// ([`touxiang_sqlite::open_store`]).
 const STORE_SCHEMA: touxiang_sqlite::StoreSchema = touxiang_sqlite::StoreSchema {
     store: "portfolio store",
     tables: &["portfolios", "loans", "ingests"],
-    ddl: SCHEMA,
-    version: 1,
+    migrations: &[SCHEMA, STEP2_LOAN_ACTUAL],
 };
 
 /// Configuration fixed when a portfolio is first ingested.

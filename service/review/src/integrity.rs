@@ -9,12 +9,11 @@ use touxiang_sqlite::StoreSchema;
 
 use crate::ReviewError;
 
-/// The review store's shape: the tables every version has had, the DDL, the schema version.
-const STORE_SCHEMA: StoreSchema = StoreSchema {
+/// The review store's shape: the tables every version has had and the migration steps.
+pub(crate) const STORE_SCHEMA: StoreSchema = StoreSchema {
     store: "review store",
     tables: &["meta", "items", "labels", "skips", "audit"],
-    ddl: crate::store::SCHEMA,
-    version: 1,
+    migrations: &[crate::store::SCHEMA],
 };
 
 /// Open (creating it only when the file does not exist) and check the review database.

@@ -13,19 +13,20 @@ use crate::Result;
 pub(crate) const EMBEDDED: StoreSchema = StoreSchema {
     store: "exemplar store",
     tables: &["meta", "points"],
-    ddl: "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    migrations: &[
+        "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
           CREATE TABLE IF NOT EXISTS points(
               id TEXT PRIMARY KEY,
               vector BLOB NOT NULL,
               payload TEXT NOT NULL);",
-    version: 1,
+    ],
 };
 
 /// `DIR/outbox.sqlite` of the resilient wrapper: queued writes and dead letters.
 pub(crate) const OUTBOX: StoreSchema = StoreSchema {
     store: "vector write outbox",
     tables: &["ops", "dead_letters"],
-    ddl: "CREATE TABLE IF NOT EXISTS ops(
+    migrations: &["CREATE TABLE IF NOT EXISTS ops(
               seq INTEGER PRIMARY KEY AUTOINCREMENT,
               body TEXT NOT NULL,
               enqueued_at TEXT NOT NULL);
@@ -33,8 +34,7 @@ pub(crate) const OUTBOX: StoreSchema = StoreSchema {
               seq INTEGER PRIMARY KEY,
               body TEXT NOT NULL,
               error TEXT NOT NULL,
-              failed_at TEXT NOT NULL);",
-    version: 1,
+              failed_at TEXT NOT NULL);"],
 };
 
 /// Open (creating it only when the file does not exist) and check a store file.
