@@ -212,3 +212,47 @@ pub(crate) fn read_generation(conn: &Connection, portfolio: &str) -> Result<i64>
         |r| r.get(0),
     )?)
 }
+
+#[cfg(test)]
+mod migration_tests {
+    use super::*;
+
+    /// A store at schema version 1 (before `payee_reviews`) opens under the current code, keeps
+    /// its rows and is brought up to date.
+    #[test]
+    fn a_version_1_store_opens_and_is_migrated() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join(STORE_FILE);
+        touxiang_sqlite::create_store_at_version(&p, &STORE_SCHEMA, 1).unwrap();
+        let c = Connection::open(&p).unwrap();
+        assert!(!c.table_exists(None, "payee_reviews").unwrap());
+        c.execute(
+            "INSERT INTO payee_labels (scope, norm, kind, code) VALUES ('model', '某钢铁公司', 'org', '3120')",
+            [],
+        )
+        .unwrap();
+        c.close().unwrap();
+
+        let store = FlowStore::open_files(&p, &d.path().join("portfolio.sqlite")).unwrap();
+        let c = store.connect_plain().unwrap();
+        let code: String = c
+            .query_row(
+                "SELECT code FROM payee_labels WHERE norm='某钢铁公司'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(code, "3120");
+        // the table of step 2 is there
+        c.execute(
+            "INSERT INTO payee_reviews (norm, review_id) VALUES ('某钢铁公司', 'r-1')",
+            [],
+        )
+        .unwrap();
+        let version: i32 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, STORE_SCHEMA.version());
+        assert_eq!(version, 2);
+    }
+}

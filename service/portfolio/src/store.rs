@@ -290,3 +290,48 @@ pub(crate) fn read_config(
         generation,
     )))
 }
+
+#[cfg(test)]
+mod migration_tests {
+    use super::*;
+
+    /// A store at schema version 1 (before `loan_actual`) opens under the current code, keeps
+    /// its portfolios and is brought up to date.
+    #[test]
+    fn a_version_1_store_opens_and_is_migrated() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join(STORE_FILE);
+        touxiang_sqlite::create_store_at_version(&p, &STORE_SCHEMA, 1).unwrap();
+        let c = Connection::open(&p).unwrap();
+        assert!(!c.table_exists(None, "loan_actual").unwrap());
+        let cfg = PortfolioConfig::default();
+        c.execute(
+            "INSERT INTO portfolios (name, region_scheme, purpose_scheme, currency, generation)
+             VALUES ('old', ?1, ?2, ?3, 7)",
+            params![
+                cfg.region_scheme.as_str(),
+                serde_json::to_string(&cfg.purpose_scheme).unwrap(),
+                cfg.currency
+            ],
+        )
+        .unwrap();
+        c.close().unwrap();
+
+        let store = PortfolioStore::open_file(&p).unwrap();
+        assert_eq!(store.config("old").unwrap(), Some((cfg, 7)));
+        // the table of step 2 is there and used
+        assert_eq!(
+            store
+                .set_actual_sections("old", [("L1", "C", 0.8)])
+                .unwrap(),
+            1
+        );
+        let version: i32 = store
+            .connect()
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, STORE_SCHEMA.version());
+        assert_eq!(version, 2);
+    }
+}

@@ -54,3 +54,41 @@ pub fn check_store_files(dir: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both files at schema version 1 open under the current code and keep their rows.
+    #[test]
+    fn version_1_stores_open() {
+        let d = tempfile::tempdir().unwrap();
+        for (name, schema, insert) in [
+            (
+                "vectors.sqlite",
+                &EMBEDDED,
+                "INSERT INTO points VALUES ('p1', x'00', '{}')",
+            ),
+            (
+                "outbox.sqlite",
+                &OUTBOX,
+                "INSERT INTO ops (body, enqueued_at) VALUES ('{}', 'now')",
+            ),
+        ] {
+            let p = d.path().join(name);
+            touxiang_sqlite::create_store_at_version(&p, schema, 1).unwrap();
+            Connection::open(&p).unwrap().execute(insert, []).unwrap();
+        }
+        check_store_files(d.path()).unwrap();
+        let points: i64 = open(&d.path().join("vectors.sqlite"), &EMBEDDED)
+            .unwrap()
+            .query_row("SELECT count(*) FROM points", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(points, 1);
+        let ops: i64 = open(&d.path().join("outbox.sqlite"), &OUTBOX)
+            .unwrap()
+            .query_row("SELECT count(*) FROM ops", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(ops, 1);
+    }
+}
