@@ -213,7 +213,7 @@ impl ReviewStoreSink {
 
 /// `batch-review-keys.sqlite`: which input row was enqueued as which review item (a resumed
 /// run does not enqueue twice). Opened with the integrity check of [`touxiang_sqlite`].
-const REVIEW_KEYS_SCHEMA: touxiang_sqlite::StoreSchema = touxiang_sqlite::StoreSchema {
+pub const REVIEW_KEYS_SCHEMA: touxiang_sqlite::StoreSchema = touxiang_sqlite::StoreSchema {
     store: "batch review-key map",
     tables: &["review_keys"],
     migrations: &["CREATE TABLE IF NOT EXISTS review_keys (
