@@ -48,7 +48,7 @@
 //! | fund-flow store | `flow.sqlite` | `touxiang-flow` `store::STORE_SCHEMA` | 2: `payee_reviews` |
 //! | exemplar store | `vectors/vectors.sqlite` | `touxiang-vectors` `integrity::EMBEDDED` | 1 |
 //! | vector write outbox | `vectors/outbox.sqlite` | `touxiang-vectors` `integrity::OUTBOX` | 1 |
-//! | batch label cache | `batch-cache.sqlite` (or `--cache`) | `touxiang-batch` `cache::STORE_SCHEMA` | 1 |
+//! | batch label cache | `batch-cache.sqlite` | `touxiang-batch` `cache::STORE_SCHEMA` | 1 |
 //! | batch review-key map | `batch-review-keys.sqlite` | `touxiang` `cmd_batch::REVIEW_KEYS_SCHEMA` | 1 |
 
 use std::collections::HashSet;
