@@ -213,15 +213,14 @@ impl ReviewStoreSink {
 
 /// `batch-review-keys.sqlite`: which input row was enqueued as which review item (a resumed
 /// run does not enqueue twice). Opened with the integrity check of [`touxiang_sqlite`].
-const REVIEW_KEYS_SCHEMA: touxiang_sqlite::StoreSchema = touxiang_sqlite::StoreSchema {
+pub const REVIEW_KEYS_SCHEMA: touxiang_sqlite::StoreSchema = touxiang_sqlite::StoreSchema {
     store: "batch review-key map",
     tables: &["review_keys"],
-    ddl: "CREATE TABLE IF NOT EXISTS review_keys (
+    migrations: &["CREATE TABLE IF NOT EXISTS review_keys (
              key TEXT PRIMARY KEY,
              review_id TEXT NOT NULL,
              created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ','now'))
-         ) WITHOUT ROWID;",
-    version: 1,
+         ) WITHOUT ROWID;"],
 };
 
 pub(crate) fn open_keys(path: &Path) -> anyhow::Result<rusqlite::Connection> {

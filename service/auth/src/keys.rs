@@ -111,8 +111,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS api_keys_active_name ON api_keys(name) WHERE r
 const STORE_SCHEMA: touxiang_sqlite::StoreSchema = touxiang_sqlite::StoreSchema {
     store: "auth key store",
     tables: &["api_keys"],
-    ddl: SCHEMA,
-    version: 1,
+    migrations: &[SCHEMA],
 };
 
 impl KeyStore {
@@ -366,6 +365,25 @@ fn write_secret_file(path: &Path, secret: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A key store at schema version 1 opens under the current code and keeps its keys.
+    #[test]
+    fn a_version_1_store_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join(AUTH_DB_FILE);
+        touxiang_sqlite::create_store_at_version(&db, &STORE_SCHEMA, 1).unwrap();
+        let (id, key) = KeyStore::open_file(&db)
+            .unwrap()
+            .create(Role::Analyst, "a1")
+            .unwrap();
+        let store = KeyStore::open_file(&db).unwrap();
+        assert_eq!(store.verify(&key).unwrap().unwrap().key_id, id);
+        let version: i32 = rusqlite::Connection::open(&db)
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, STORE_SCHEMA.version());
+    }
 
     #[test]
     fn create_verify_revoke() {

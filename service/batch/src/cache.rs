@@ -34,8 +34,7 @@ const TABLE: &str = "CREATE TABLE IF NOT EXISTS label_cache (
 const STORE_SCHEMA: touxiang_sqlite::StoreSchema = touxiang_sqlite::StoreSchema {
     store: "batch label cache",
     tables: &["label_cache"],
-    ddl: TABLE,
-    version: 1,
+    migrations: &[TABLE],
 };
 
 fn cache_err(desc: &str, e: impl std::fmt::Display) -> BatchError {
@@ -163,5 +162,32 @@ impl LabelCache {
             self.memo.clear();
         }
         self.memo.insert(text.to_string(), label);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cache at schema version 1 opens under the current code and keeps its entries.
+    #[test]
+    fn a_version_1_cache_opens() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("cache.sqlite");
+        touxiang_sqlite::create_store_at_version(&p, &STORE_SCHEMA, 1).unwrap();
+        Connection::open(&p)
+            .unwrap()
+            .execute(
+                "INSERT INTO label_cache VALUES ('m', 't', '采购原材料', '{}')",
+                [],
+            )
+            .unwrap();
+        let cache = LabelCache::open(Some(&p), "m", "t").unwrap();
+        assert_eq!(cache.len().unwrap(), 1);
+        let version: i32 = cache
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, STORE_SCHEMA.version());
     }
 }

@@ -19,6 +19,7 @@ pub const STORE_FILE: &str = "flow.sqlite";
 /// How long a writer waits for another writer's lock before failing.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Migration step 1: the schema of version 1.
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS payments (
     portfolio     TEXT NOT NULL,
@@ -63,13 +64,6 @@ CREATE TABLE IF NOT EXISTS payee_labels (
     PRIMARY KEY (scope, norm)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS payee_labels_norm ON payee_labels (norm);
--- Payees sent to the reviewers' `payees` queue (added after version 1: created by this DDL in
--- older stores, ignored by older binaries)
-CREATE TABLE IF NOT EXISTS payee_reviews (
-    norm      TEXT PRIMARY KEY,
-    review_id TEXT NOT NULL,
-    queued_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ','now'))
-) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS loan_borrowers (
     portfolio     TEXT NOT NULL,
     loan_id       TEXT NOT NULL,
@@ -97,6 +91,18 @@ CREATE TABLE IF NOT EXISTS ingests (
 );
 "#;
 
+/// Migration step 2: payees sent to the reviewers' `payees` queue. `IF NOT EXISTS`: builds
+/// before schema migrations created this table in stores they stamped version 1.
+const STEP2_PAYEE_REVIEWS: &str = "
+CREATE TABLE IF NOT EXISTS payee_reviews (
+    norm      TEXT PRIMARY KEY,
+    review_id TEXT NOT NULL,
+    queued_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ','now'))
+) WITHOUT ROWID;
+";
+
+/// The store's shape for the integrity check and migrations at open
+/// ([`touxiang_sqlite::open_store`]).
 const STORE_SCHEMA: touxiang_sqlite::StoreSchema = touxiang_sqlite::StoreSchema {
     store: "fund-flow store",
     tables: &[
@@ -107,8 +113,7 @@ const STORE_SCHEMA: touxiang_sqlite::StoreSchema = touxiang_sqlite::StoreSchema 
         "borrower_index",
         "ingests",
     ],
-    ddl: SCHEMA,
-    version: 1,
+    migrations: &[SCHEMA, STEP2_PAYEE_REVIEWS],
 };
 
 /// Handle on the fund-flow store (cheap; each operation opens its own connection).
@@ -206,4 +211,48 @@ pub(crate) fn read_generation(conn: &Connection, portfolio: &str) -> Result<i64>
         params![portfolio],
         |r| r.get(0),
     )?)
+}
+
+#[cfg(test)]
+mod migration_tests {
+    use super::*;
+
+    /// A store at schema version 1 (before `payee_reviews`) opens under the current code, keeps
+    /// its rows and is brought up to date.
+    #[test]
+    fn a_version_1_store_opens_and_is_migrated() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join(STORE_FILE);
+        touxiang_sqlite::create_store_at_version(&p, &STORE_SCHEMA, 1).unwrap();
+        let c = Connection::open(&p).unwrap();
+        assert!(!c.table_exists(None, "payee_reviews").unwrap());
+        c.execute(
+            "INSERT INTO payee_labels (scope, norm, kind, code) VALUES ('model', '某钢铁公司', 'org', '3120')",
+            [],
+        )
+        .unwrap();
+        c.close().unwrap();
+
+        let store = FlowStore::open_files(&p, &d.path().join("portfolio.sqlite")).unwrap();
+        let c = store.connect_plain().unwrap();
+        let code: String = c
+            .query_row(
+                "SELECT code FROM payee_labels WHERE norm='某钢铁公司'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(code, "3120");
+        // the table of step 2 is there
+        c.execute(
+            "INSERT INTO payee_reviews (norm, review_id) VALUES ('某钢铁公司', 'r-1')",
+            [],
+        )
+        .unwrap();
+        let version: i32 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, STORE_SCHEMA.version());
+        assert_eq!(version, 2);
+    }
 }

@@ -22,6 +22,7 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(120);
 /// File name of the store inside the data directory.
 pub const STORE_FILE: &str = "portfolio.sqlite";
 
+/// Migration step 1: the schema of version 1.
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS portfolios (
     name           TEXT PRIMARY KEY,
@@ -66,17 +67,6 @@ CREATE TABLE IF NOT EXISTS loans (
     ingest_id      INTEGER NOT NULL,
     PRIMARY KEY (portfolio, loan_id, as_of_date)
 ) WITHOUT ROWID;
--- Where each loan's money actually went (fund-flow tracing, touxiang-flow): the GB/T 4754
--- section that received the largest share of its payments ('individual' for people,
--- 'unlabeled' for payees not classified). Added after version 1 without a version bump: the
--- DDL creates it in older stores, and older binaries ignore it.
-CREATE TABLE IF NOT EXISTS loan_actual (
-    portfolio TEXT NOT NULL,
-    loan_id   TEXT NOT NULL,
-    section   TEXT NOT NULL,
-    share     REAL NOT NULL,
-    PRIMARY KEY (portfolio, loan_id)
-) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS ingests (
     id          INTEGER PRIMARY KEY,
     portfolio   TEXT NOT NULL,
@@ -88,12 +78,26 @@ CREATE TABLE IF NOT EXISTS ingests (
 );
 "#;
 
-/// The store's shape for the integrity check at open ([`touxiang_sqlite::open_store`]).
+/// Migration step 2: where each loan's money actually went (fund-flow tracing, touxiang-flow),
+/// the GB/T 4754 section that received the largest share of its payments ('individual' for
+/// people, 'unlabeled' for payees not classified). `IF NOT EXISTS`: builds before schema
+/// migrations created this table in stores they stamped version 1.
+const STEP2_LOAN_ACTUAL: &str = "
+CREATE TABLE IF NOT EXISTS loan_actual (
+    portfolio TEXT NOT NULL,
+    loan_id   TEXT NOT NULL,
+    section   TEXT NOT NULL,
+    share     REAL NOT NULL,
+    PRIMARY KEY (portfolio, loan_id)
+) WITHOUT ROWID;
+";
+
+/// The store's shape for the integrity check and migrations at open
+/// ([`touxiang_sqlite::open_store`]).
 const STORE_SCHEMA: touxiang_sqlite::StoreSchema = touxiang_sqlite::StoreSchema {
     store: "portfolio store",
     tables: &["portfolios", "loans", "ingests"],
-    ddl: SCHEMA,
-    version: 1,
+    migrations: &[SCHEMA, STEP2_LOAN_ACTUAL],
 };
 
 /// Configuration fixed when a portfolio is first ingested.
@@ -285,4 +289,49 @@ pub(crate) fn read_config(
         },
         generation,
     )))
+}
+
+#[cfg(test)]
+mod migration_tests {
+    use super::*;
+
+    /// A store at schema version 1 (before `loan_actual`) opens under the current code, keeps
+    /// its portfolios and is brought up to date.
+    #[test]
+    fn a_version_1_store_opens_and_is_migrated() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join(STORE_FILE);
+        touxiang_sqlite::create_store_at_version(&p, &STORE_SCHEMA, 1).unwrap();
+        let c = Connection::open(&p).unwrap();
+        assert!(!c.table_exists(None, "loan_actual").unwrap());
+        let cfg = PortfolioConfig::default();
+        c.execute(
+            "INSERT INTO portfolios (name, region_scheme, purpose_scheme, currency, generation)
+             VALUES ('old', ?1, ?2, ?3, 7)",
+            params![
+                cfg.region_scheme.as_str(),
+                serde_json::to_string(&cfg.purpose_scheme).unwrap(),
+                cfg.currency
+            ],
+        )
+        .unwrap();
+        c.close().unwrap();
+
+        let store = PortfolioStore::open_file(&p).unwrap();
+        assert_eq!(store.config("old").unwrap(), Some((cfg, 7)));
+        // the table of step 2 is there and used
+        assert_eq!(
+            store
+                .set_actual_sections("old", [("L1", "C", 0.8)])
+                .unwrap(),
+            1
+        );
+        let version: i32 = store
+            .connect()
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, STORE_SCHEMA.version());
+        assert_eq!(version, 2);
+    }
 }

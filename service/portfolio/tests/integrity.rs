@@ -91,16 +91,17 @@ fn a_missing_portfolio_store_is_created_fresh_and_reopens_with_its_data() {
 }
 
 /// A store written before `loan_actual` existed (the `flow.section` dimension) opens with its
-/// data: the table is created by the idempotent schema, aggregates by `flow.section` answer
-/// (no value for every loan), and actual-use sections written afterwards are grouped.
+/// data: the table is created by migration step 2, aggregates by `flow.section` answer (no
+/// value for every loan), and actual-use sections written afterwards are grouped.
 #[test]
 fn a_store_from_before_the_flow_section_table_opens_and_gains_it() {
     use touxiang_portfolio::Dimension;
     let d = tempfile::tempdir().unwrap();
     store_with_data(d.path());
-    // the file as an older touxiang left it: same schema version, no loan_actual table
+    // the file as an older touxiang left it: schema version 1, no loan_actual table
     let conn = rusqlite::Connection::open(d.path().join(STORE_FILE)).unwrap();
-    conn.execute_batch("DROP TABLE loan_actual").unwrap();
+    conn.execute_batch("DROP TABLE loan_actual; PRAGMA user_version = 1;")
+        .unwrap();
     drop(conn);
     let store = PortfolioStore::open(d.path()).unwrap();
     let by_flow = AggQuery::new("book", &[Dimension::FlowSection]);

@@ -1,30 +1,62 @@
-//! Opening touxiang's SQLite stores with an integrity check.
+//! Opening touxiang's SQLite stores with an integrity check and ordered schema migrations.
 //!
 //! Every store (API keys, review queue, portfolios, the exemplar store and its outbox, the batch
 //! label cache and review keys) is opened through [`open_store`], which refuses a damaged file
 //! instead of starting empty over it:
 //!
 //! * a file that does not exist is created fresh: built under a temporary name (WAL mode,
-//!   schema, `PRAGMA user_version`) and linked into place complete, so no process ever sees a
-//!   half-created store;
+//!   every migration step, `PRAGMA user_version`) and linked into place complete, so no process
+//!   ever sees a half-created store;
 //! * a file that exists but is empty (0 bytes), is not a database, fails `PRAGMA quick_check`,
 //!   holds none of the store's tables, or lacks a table of the schema version stamped in it, is
 //!   refused with [`StoreError::Damaged`], which names the file and the way back (restore a
 //!   backup, or move the file away to start empty);
 //! * a store written before schema versions were stamped (`user_version` 0) that holds the
 //!   store's tables is accepted, completed and stamped with the current version;
+//! * a store stamped with an older version is brought up to date: the steps it lacks run in
+//!   order in one transaction, which also stamps the new version, so a failing step leaves the
+//!   file as it was ([`StoreError::Migration`]);
 //! * a store stamped with a newer version than this build knows is refused
 //!   ([`StoreError::TooNew`]).
 //!
 //! `quick_check` reads every page of the file once, so opening costs about one sequential read
 //! of the store.
+//!
+//! # Schema versions and migrations
+//!
+//! A store's schema is a list of migration steps ([`StoreSchema::migrations`]), applied with
+//! [`rusqlite_migration`]: step 1 creates the first schema, each later step changes the one
+//! before, and the schema version stamped in `PRAGMA user_version` is the number of steps a file
+//! has had. **To add a migration**, append one SQL step to the store's list (`ALTER TABLE … ADD
+//! COLUMN …`, `CREATE INDEX IF NOT EXISTS …`, a new table, a data fix); never edit, reorder or
+//! remove a step that has shipped, since files in the field are at its version. Step 1 must stay
+//! idempotent (`CREATE … IF NOT EXISTS`): it also completes a legacy unversioned store. A file at
+//! version *n* gets steps *n*+1… at its next open, in one `BEGIN IMMEDIATE` transaction (another
+//! process opening the same file meanwhile waits, then finds it up to date). A newer version is
+//! refused by older builds, so going back to the previous release after a step was added means
+//! restoring a backup. With the step, add a test that a file at the version before it (built with
+//! [`create_store_at_version`]) opens under the new code and keeps its rows. [`StoreSchema::tables`]
+//! lists only tables every version has had: a table added by a later step is not listed.
+//!
+//! The stores:
+//!
+//! | store | file (in the data dir) | schema constant | version |
+//! |---|---|---|---|
+//! | auth key store | `auth.sqlite` | `touxiang-auth` `keys::STORE_SCHEMA` | 1 |
+//! | review store | `review.sqlite` | `touxiang-review` `integrity::STORE_SCHEMA` | 1 |
+//! | portfolio store | `portfolio.sqlite` | `touxiang-portfolio` `store::STORE_SCHEMA` | 2: `loan_actual` |
+//! | fund-flow store | `flow.sqlite` | `touxiang-flow` `store::STORE_SCHEMA` | 2: `payee_reviews` |
+//! | exemplar store | `vectors/vectors.sqlite` | `touxiang-vectors` `integrity::EMBEDDED` | 1 |
+//! | vector write outbox | `vectors/outbox.sqlite` | `touxiang-vectors` `integrity::OUTBOX` | 1 |
+//! | batch label cache | `batch-cache.sqlite` | `touxiang-batch` `cache::STORE_SCHEMA` | 1 |
+//! | batch review-key map | `batch-review-keys.sqlite` | `touxiang` `cmd_batch::REVIEW_KEYS_SCHEMA` | 1 |
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 /// What an operator does about a damaged store (part of [`StoreError::Damaged`]'s message).
 pub const RECOVERY: &str = "restore it from a backup with `touxiang restore --from BACKUP_DIR \
@@ -45,10 +77,17 @@ pub struct StoreSchema {
     /// Tables every version of the store has had; a stamped store must hold all of them, and
     /// a file holding none of them is not (any longer) this store.
     pub tables: &'static [&'static str],
-    /// Idempotent DDL (`CREATE … IF NOT EXISTS`) creating the current schema; run at every open.
-    pub ddl: &'static str,
-    /// Current schema version, stamped into `PRAGMA user_version` (≥ 1).
-    pub version: i32,
+    /// The schema as ordered migration steps (SQL, at least one): step 1 creates the first
+    /// schema and must be idempotent (`CREATE … IF NOT EXISTS`), each later step changes the
+    /// schema of the one before. Append only: see the crate docs.
+    pub migrations: &'static [&'static str],
+}
+
+impl StoreSchema {
+    /// The current schema version, stamped into `PRAGMA user_version`: the number of steps.
+    pub const fn version(&self) -> i32 {
+        self.migrations.len() as i32
+    }
 }
 
 /// Why a store could not be opened. Every message names the store's file.
@@ -79,6 +118,25 @@ pub enum StoreError {
         found: i32,
         /// Version this build writes.
         supported: i32,
+    },
+    /// Bringing an older store up to date failed; the transaction was rolled back, so the file
+    /// still holds its old version and contents.
+    #[error(
+        "{store} {}: upgrading its schema from version {from} to {to} failed, the file was left \
+         unchanged: {problem}",
+        .path.display()
+    )]
+    Migration {
+        /// What the store is.
+        store: &'static str,
+        /// The database file.
+        path: PathBuf,
+        /// Version stamped in the file.
+        from: i32,
+        /// Version this build writes.
+        to: i32,
+        /// Which step failed and why.
+        problem: String,
     },
     /// SQLite failed for another reason (locked, read-only, disk full, …).
     #[error("{store} {}: {error}", .path.display())]
@@ -113,6 +171,7 @@ impl StoreError {
         match self {
             StoreError::Damaged { path, .. }
             | StoreError::TooNew { path, .. }
+            | StoreError::Migration { path, .. }
             | StoreError::Sqlite { path, .. }
             | StoreError::Io { path, .. } => path,
         }
@@ -125,12 +184,23 @@ struct Ctx<'a> {
     path: &'a Path,
 }
 
+mod migrate;
+
 impl Ctx<'_> {
     fn damaged(&self, problem: impl Into<String>) -> StoreError {
         StoreError::Damaged {
             store: self.schema.store,
             path: self.path.to_path_buf(),
             problem: problem.into(),
+        }
+    }
+
+    fn too_new(&self, found: i32) -> StoreError {
+        StoreError::TooNew {
+            store: self.schema.store,
+            path: self.path.to_path_buf(),
+            found,
+            supported: self.schema.version(),
         }
     }
 
@@ -182,7 +252,7 @@ pub fn open_store(path: &Path, schema: &StoreSchema) -> Result<Connection, Store
                     wal.display()
                 )));
             }
-            create(&cx)?
+            create(&cx, schema.migrations.len())?
         }
         Err(e) => return Err(cx.io(path, e)),
     }
@@ -223,19 +293,14 @@ fn quick_check(cx: &Ctx<'_>, conn: &Connection) -> Result<(), StoreError> {
     )))
 }
 
-/// The expected tables exist; an unversioned store with them is stamped.
+/// The expected tables exist; an unversioned or older store with them is migrated and stamped.
 fn check_schema(cx: &Ctx<'_>, conn: &mut Connection) -> Result<(), StoreError> {
     let s = cx.schema;
     let version: i32 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(|e| cx.sql(e))?;
-    if version > s.version {
-        return Err(StoreError::TooNew {
-            store: s.store,
-            path: cx.path.to_path_buf(),
-            found: version,
-            supported: s.version,
-        });
+    if version > s.version() {
+        return Err(cx.too_new(version));
     }
     let present: HashSet<String> = conn
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
@@ -267,24 +332,42 @@ fn check_schema(cx: &Ctx<'_>, conn: &mut Connection) -> Result<(), StoreError> {
             missing.join(", ")
         )));
     }
-    if version < s.version {
-        // Written before versions were stamped (or by an older schema): complete and stamp it.
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| cx.sql(e))?;
-        tx.execute_batch(s.ddl).map_err(|e| cx.sql(e))?;
-        tx.pragma_update(None, "user_version", s.version)
-            .map_err(|e| cx.sql(e))?;
-        tx.commit().map_err(|e| cx.sql(e))?;
-    } else {
-        conn.execute_batch(s.ddl).map_err(|e| cx.sql(e))?;
-    }
-    Ok(())
+    // Written before versions were stamped, or by an older schema: apply the missing steps.
+    migrate::to_latest(cx, conn, version)
 }
 
-/// Create the store under a temporary name and link it into place complete. When another
-/// process creates it first, its store is kept (and opened by the caller).
-fn create(cx: &Ctx<'_>) -> Result<(), StoreError> {
+/// Create a new store file at `path` as a build whose schema had only the first `version`
+/// migration steps wrote it (WAL mode, those steps, `user_version` = `version`), the way
+/// [`open_store`] creates a missing file; for tests that an older database opens under the
+/// current code. Fails when `path` exists, or when `version` is not in `1..=schema.version()`.
+pub fn create_store_at_version(
+    path: &Path,
+    schema: &StoreSchema,
+    version: i32,
+) -> Result<(), StoreError> {
+    let cx = Ctx { schema, path };
+    if version < 1 || version > schema.version() {
+        return Err(cx.io(
+            path,
+            std::io::Error::other(format!(
+                "schema version {version} is not one of 1..={}",
+                schema.version()
+            )),
+        ));
+    }
+    if path.exists() {
+        return Err(cx.io(
+            path,
+            std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+        ));
+    }
+    create(&cx, version as usize)
+}
+
+/// Create the store (its first `steps` migration steps) under a temporary name and link it
+/// into place complete. When another process creates it first, its store is kept (and opened
+/// by the caller).
+fn create(cx: &Ctx<'_>, steps: usize) -> Result<(), StoreError> {
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let path = cx.path;
     let dir = match path.parent() {
@@ -300,8 +383,8 @@ fn create(cx: &Ctx<'_>) -> Result<(), StoreError> {
         std::process::id(),
         SEQ.fetch_add(1, Ordering::Relaxed)
     ));
-    let built = build(&tmp, cx.schema);
-    let placed = built.map_err(|e| cx.sql(e)).and_then(|()| {
+    let built = build(cx, &tmp, steps);
+    let placed = built.and_then(|()| {
         match std::fs::hard_link(&tmp, path) {
             Ok(()) => Ok(()),
             // another process created the store meanwhile: use theirs
@@ -331,17 +414,18 @@ fn suffixed(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(p)
 }
 
-fn build(tmp: &Path, s: &StoreSchema) -> rusqlite::Result<()> {
-    let mut conn = Connection::open(tmp)?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    tx.execute_batch(s.ddl)?;
-    tx.pragma_update(None, "user_version", s.version)?;
-    tx.commit()?;
+fn build(cx: &Ctx<'_>, tmp: &Path, steps: usize) -> Result<(), StoreError> {
+    let mut conn = Connection::open(tmp).map_err(|e| cx.sql(e))?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .and_then(|()| conn.pragma_update(None, "synchronous", "FULL"))
+        .map_err(|e| cx.sql(e))?;
+    migrate::to_version(cx, &mut conn, steps)?;
     // Closing the only connection checkpoints the WAL into the file and removes it.
-    conn.close().map_err(|(_, e)| e)
+    conn.close().map_err(|(_, e)| cx.sql(e))
 }
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod migrate_tests;

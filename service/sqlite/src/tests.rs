@@ -3,10 +3,11 @@ use super::*;
 const SCHEMA: StoreSchema = StoreSchema {
     store: "test store",
     tables: &["items", "meta"],
-    ddl: "CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY, body TEXT NOT NULL);
+    migrations: &[
+        "CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY, body TEXT NOT NULL);
           CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
           CREATE INDEX IF NOT EXISTS items_body ON items (body);",
-    version: 1,
+    ],
 };
 
 /// A store with enough rows to span many pages, closed (WAL checkpointed into the file).

@@ -145,3 +145,32 @@ fn serve_refuses_to_start_on_a_half_truncated_portfolio_store() {
     let o = serve(d.path(), true);
     assert_refused(&o, &file);
 }
+
+/// A batch review-key map at schema version 1 opens under the current code and keeps its rows.
+#[test]
+fn a_version_1_review_key_map_opens() {
+    let schema = &touxiang::cmd_batch::REVIEW_KEYS_SCHEMA;
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join(touxiang::cmd_batch::REVIEW_KEYS_FILE);
+    touxiang_sqlite::create_store_at_version(&p, schema, 1).unwrap();
+    rusqlite::Connection::open(&p)
+        .unwrap()
+        .execute(
+            "INSERT INTO review_keys (key, review_id) VALUES ('in.csv#1', 'rv-1')",
+            [],
+        )
+        .unwrap();
+    let c = touxiang_sqlite::open_store(&p, schema).unwrap();
+    let id: String = c
+        .query_row(
+            "SELECT review_id FROM review_keys WHERE key = 'in.csv#1'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(id, "rv-1");
+    let version: i32 = c
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, schema.version());
+}

@@ -1,4 +1,4 @@
-//! The review database schema (DDL run on open and checked by `crate::integrity`).
+//! The review database schema (migration step 1 of `crate::integrity::STORE_SCHEMA`).
 
 pub(crate) const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
