@@ -414,3 +414,32 @@ fn every_operation_documents_the_errors_its_layers_can_give() {
         "#/components/schemas/ErrorBody"
     );
 }
+
+#[tokio::test]
+async fn undeclared_requests_need_an_admin_key() {
+    let (state, keys) = auth_state();
+    let app = touxiang::app(state);
+    let (analyst, admin) = (&keys[2].1, &keys[3].1);
+    // a method the path does not serve, and a path no route has
+    for (method, uri, status) in [
+        ("POST", "/healthz", StatusCode::METHOD_NOT_ALLOWED),
+        ("DELETE", "/v1/review/claim", StatusCode::METHOD_NOT_ALLOWED),
+        ("GET", "/v1/nothing", StatusCode::NOT_FOUND),
+        ("GET", "/v1/review/rv_1/label/x", StatusCode::NOT_FOUND),
+    ] {
+        let (st, b) = req(&app, method, uri, None, None).await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED, "{method} {uri}: {b}");
+        let (st, b) = req(&app, method, uri, Some(analyst), None).await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "{method} {uri}: {b}");
+        assert!(
+            b["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("needs an admin key"),
+            "{b}"
+        );
+        let (st, b) = req(&app, method, uri, Some(admin), None).await;
+        assert_eq!(st, status, "{method} {uri}: {b}");
+        assert!(b["error"]["code"].is_string(), "contract shape: {b}");
+    }
+}
