@@ -3,7 +3,7 @@
 //! Every `routes/*.rs` router is a [`Routes`]: adding a route names its method, path, handler
 //! and the [`Access`] it needs in one call, e.g.
 //!
-//! ```ignore
+//! ```text
 //! Routes::new()
 //!     .get("/v1/review/stats", Needs(P::ReviewStats), stats)
 //!     .post("/v1/review/{review_id}/label", Needs(P::ReviewWork), label)
