@@ -1,24 +1,27 @@
 //! Authentication and authorisation of HTTP calls.
 //!
 //! Every call carries `Authorization: Bearer KEY`; the key is verified against the key store
-//! (`DATA_DIR/auth.sqlite`, [`touxiang_auth::KeyStore`], opened once per process and kept in
-//! [`AppState`]). Which permission a route needs is decided by ONE table, [`ROUTES`]; which role
+//! (`DATA_DIR/auth.sqlite`, [`touxiang_auth::KeyStore`], held by [`AppState`]). Which access a
+//! route needs is declared where the route is added, in its `routes/*.rs` router, through
+//! [`crate::routes::access::Routes`], which attaches [`require`] to that route; which role
 //! holds which permission is decided by [`touxiang_auth::allowed`] (the role matrix of the auth
 //! crate). Missing, unknown or revoked key → 401; key of a role without the permission → 403
 //! (both in the error contract shape). The verified [`Principal`] goes into the request
 //! extensions for the handlers (reviewers act only as themselves).
 //!
-//! A route missing from the table is admin-only (default deny), and a test checks that every
-//! route of the OpenAPI document has an entry. `--insecure-no-auth`
-//! ([`crate::config::Config::insecure_no_auth`]) switches all of this off.
+//! Anything not declared is admin-only (default deny): the router's fallback (unknown path,
+//! then 404) and its answer to a method a path does not serve (then 405) run the same check
+//! with no declared access ([`crate::routes`]). A test checks that every route of the OpenAPI
+//! document has a declared access matching its documented security ([`access_for`]).
+//! `--insecure-no-auth` ([`crate::config::Config::insecure_no_auth`]) switches all of this off.
 
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use touxiang_auth::{allowed, KeyStore, Permission, Principal, Role};
+use touxiang_auth::{allowed, Permission, Principal, Role};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -34,80 +37,23 @@ pub enum Access {
     AnyKey,
 }
 
-/// The route → permission table: `(method, path pattern, access)`, first match wins.
-///
-/// Method `*` matches any method (`HEAD` is treated as `GET`). Pattern segments: a literal, `*`
-/// for exactly one segment (an id), or a final `**` for the prefix itself and anything below.
-pub const ROUTES: &[(&str, &str, Access)] = {
-    use Access::{AnyKey, Needs, Open};
-    use Permission as P;
-    &[
-        ("GET", "/healthz", Open),
-        ("GET", "/readyz", Open),
-        ("GET", "/openapi.json", Open),
-        ("GET", "/docs/**", Open),
-        // The browser pages ask for a key themselves; every API call they make is checked.
-        ("GET", "/ui/**", Open),
-        ("GET", "/metrics", Needs(P::Metrics)),
-        ("POST", "/v1/embed", Needs(P::Embed)),
-        ("POST", "/v1/classify", Needs(P::Classify)),
-        // Who the caller is, and the taxonomies (list and search): any valid key.
-        ("GET", "/v1/whoami", AnyKey),
-        ("GET", "/v1/taxonomies/**", AnyKey),
-        // Review: stats and reports first, then the reviewer's own work.
-        ("GET", "/v1/review/stats", Needs(P::ReviewStats)),
-        ("GET", "/v1/review/agreement", Needs(P::ReviewReports)),
-        ("*", "/v1/review/**", Needs(P::ReviewWork)),
-        // Portfolio read-outs and writes.
-        ("GET", "/v1/portfolios/**", Needs(P::Aggregate)),
-        ("*", "/v1/portfolios/**", Needs(P::PortfolioWrite)),
-        ("GET", "/v1/aggregate", Needs(P::Aggregate)),
-        ("GET", "/v1/concentration", Needs(P::Aggregate)),
-        ("GET", "/v1/scores", Needs(P::Aggregate)),
-        ("GET", "/v1/alerts", Needs(P::Aggregate)),
-        // Fund flow and the borrower graph are read-outs like the aggregates; payment and
-        // relation uploads fall under `/v1/portfolios/**` above (PortfolioWrite).
-        ("GET", "/v1/loans/*/flow", Needs(P::Aggregate)),
-        ("GET", "/v1/graph/**", Needs(P::Aggregate)),
-        // Batch jobs: reading status and outputs is an export; starting/cancelling is a write.
-        ("GET", "/v1/jobs/**", Needs(P::Export)),
-        ("*", "/v1/jobs/**", Needs(P::PortfolioWrite)),
-        ("GET", "/v1/exports/**", Needs(P::Export)),
-        // Administration.
-        ("*", "/v1/admin/keys/**", Needs(P::ManageKeys)),
-        ("*", "/v1/admin/settings/**", Needs(P::Settings)),
-        ("*", "/v1/admin/**", Needs(P::Reload)),
-    ]
-};
-
-/// Does `path` match `pattern` (see [`ROUTES`])?
-fn path_matches(pattern: &str, path: &str) -> bool {
-    let mut pat = pattern.split('/').peekable();
-    let mut segs = path.split('/');
-    while let Some(p) = pat.next() {
-        if p == "**" && pat.peek().is_none() {
-            return true;
-        }
-        match segs.next() {
-            Some(s) if p == "*" && !s.is_empty() => {}
-            Some(s) if p == s => {}
-            _ => return false,
-        }
-    }
-    segs.next().is_none()
-}
-
-/// The access rule of `method path`; `None` when no row matches (then admin only).
+/// The declared access of `method path` (a concrete path such as `/v1/review/rv_1/label`);
+/// `None` when no route declares it (then admin only). `HEAD` is looked up as `GET`, as the
+/// router serves it. Where a literal route and a route with a parameter both match, the one
+/// with more literal segments wins, as in the router. Builds the routers to read their
+/// declarations: for tests and tools, not for requests.
 pub fn access_for(method: &Method, path: &str) -> Option<Access> {
     let m = if method == Method::HEAD {
-        "GET"
+        Method::GET
     } else {
-        method.as_str()
+        method.clone()
     };
-    ROUTES
-        .iter()
-        .find(|(rm, pat, _)| (*rm == "*" || *rm == m) && path_matches(pat, path))
-        .map(|(_, _, a)| *a)
+    crate::routes::declared()
+        .into_iter()
+        .filter(|d| d.method == m)
+        .filter_map(|d| d.literal_match(path).map(|n| (n, d.access)))
+        .max_by_key(|(n, _)| *n)
+        .map(|(_, a)| a)
 }
 
 /// The presented bearer token, if any.
@@ -120,42 +66,96 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
         .filter(|t| !t.is_empty())
 }
 
-fn unauthorized(message: &str) -> Response {
-    let mut r = ApiError::Unauthorized(message.to_string()).into_response();
-    r.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static("Bearer realm=\"touxiang\""),
-    );
-    r
+/// Why a call is refused: its error, sent in the contract shape; a 401 also carries the
+/// `WWW-Authenticate` challenge.
+#[derive(Debug)]
+pub struct Denied(pub ApiError);
+
+impl IntoResponse for Denied {
+    fn into_response(self) -> Response {
+        let challenge = matches!(self.0, ApiError::Unauthorized(_));
+        let mut r = self.0.into_response();
+        if challenge {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"touxiang\""),
+            );
+        }
+        r
+    }
 }
 
-/// The middleware (installed by [`crate::app`] around every route and the fallback).
-pub async fn require(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
-    if s.config().insecure_no_auth {
-        return next.run(req).await;
+fn unauthorized(message: &str) -> Denied {
+    Denied(ApiError::Unauthorized(message.to_string()))
+}
+
+/// The check a declared route carries (see [`crate::routes::access::Routes`]): authorise the
+/// call for `access`, then run the route with the caller's [`Principal`] in the request
+/// extensions and its place in the per-key limit held until the response starts.
+pub async fn require(access: Access, mut req: Request, next: Next) -> Response {
+    match authorize(Some(access), &req).await {
+        Err(denied) => denied.into_response(),
+        Ok(None) => next.run(req).await,
+        Ok(Some((principal, _permit))) => {
+            req.extensions_mut().insert(principal);
+            next.run(req).await
+        }
     }
-    let access = access_for(req.method(), req.uri().path());
-    if access == Some(Access::Open) {
-        return next.run(req).await;
+}
+
+/// The caller of `req` is allowed `access` (`None` = declared by no route: admin only).
+/// `Ok(None)` when no key is needed (open route, or authentication off); else the verified
+/// principal and its permit in the per-key limit. `Err` is why not: 401, 403, 429, or 500
+/// when the request did not come through [`crate::app`]. What it needs
+/// of `req` is read before the future starts, so the future does not borrow the request.
+pub fn authorize(
+    access: Option<Access>,
+    req: &Request,
+) -> impl std::future::Future<Output = Result<Option<(Principal, Option<KeyPermit>)>, Denied>>
+       + Send
+       + 'static {
+    let state = req.extensions().get::<AppState>().cloned();
+    let key = bearer(req.headers());
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    async move {
+        let Some(s) = state else {
+            return Err(Denied(ApiError::Internal(
+                "route called without the application state".into(),
+            )));
+        };
+        if s.config().insecure_no_auth || access == Some(Access::Open) {
+            return Ok(None);
+        }
+        let Some(key) = key else {
+            return Err(unauthorized(
+                "missing API key: send `Authorization: Bearer KEY`",
+            ));
+        };
+        let keys = s.key_store();
+        let verified = tokio::task::spawn_blocking(move || keys.verify(&key)).await;
+        let principal = match verified {
+            Ok(Ok(Some(p))) => p,
+            Ok(Ok(None)) => return Err(unauthorized("invalid or revoked API key")),
+            Ok(Err(e)) => return Err(Denied(ApiError::from(e))),
+            Err(e) => return Err(Denied(ApiError::Internal(format!("key check failed: {e}")))),
+        };
+        check_role(&s, access, principal, &method, &path)
     }
-    let Some(key) = bearer(req.headers()) else {
-        return unauthorized("missing API key: send `Authorization: Bearer KEY`");
-    };
-    let keys = match s.key_store() {
-        Ok(k) => k,
-        Err(e) => return e.into_response(),
-    };
-    let verified = tokio::task::spawn_blocking(move || keys.verify(&key)).await;
-    let principal = match verified {
-        Ok(Ok(Some(p))) => p,
-        Ok(Ok(None)) => return unauthorized("invalid or revoked API key"),
-        Ok(Err(e)) => return ApiError::from(e).into_response(),
-        Err(e) => return ApiError::Internal(format!("key check failed: {e}")).into_response(),
-    };
+}
+
+/// The verified `principal` may call `method path` with `access`, within its per-key limit.
+fn check_role(
+    s: &AppState,
+    access: Option<Access>,
+    principal: Principal,
+    method: &Method,
+    path: &str,
+) -> Result<Option<(Principal, Option<KeyPermit>)>, Denied> {
     let ok = match access {
         Some(Access::Needs(p)) => allowed(principal.role, p),
         Some(Access::AnyKey) => true,
-        // Default deny: a route missing from the table is for admins only.
+        // Default deny: a route nobody declared is for admins only.
         _ => principal.role == Role::Admin,
     };
     if !ok {
@@ -163,31 +163,25 @@ pub async fn require(State(s): State<AppState>, mut req: Request, next: Next) ->
             Some(Access::Needs(p)) => format!("permission `{p}`"),
             _ => "an admin key".to_string(),
         };
-        return ApiError::Forbidden(format!(
-            "a key of role `{}` may not call {} {} (needs {what})",
+        return Err(Denied(ApiError::Forbidden(format!(
+            "a key of role `{}` may not call {method} {path} (needs {what})",
             principal.role,
-            req.method(),
-            req.uri().path()
-        ))
-        .into_response();
+        ))));
     }
     let limit = s.config().limits.max_in_flight_per_key;
-    let _permit = match s.inner.in_flight.try_acquire(&principal.key_id, limit) {
-        Ok(p) => p,
+    match s.in_flight().try_acquire(&principal.key_id, limit) {
+        Ok(permit) => Ok(Some((principal, permit))),
         Err(n) => {
             metrics::counter!("touxiang_key_limit_refusals_total").increment(1);
-            return ApiError::Overloaded {
+            Err(Denied(ApiError::Overloaded {
                 message: format!(
                     "key `{}` already has {n} requests in flight (limit {limit}): wait for some to finish",
                     principal.name
                 ),
                 retry_after_secs: 1,
-            }
-            .into_response();
+            }))
         }
-    };
-    req.extensions_mut().insert(principal);
-    next.run(req).await
+    }
 }
 
 /// Requests in flight per API key: a permit is taken when a call is authorised and given back
@@ -272,31 +266,11 @@ pub fn acting_reviewer(
     }
 }
 
-impl AppState {
-    /// The key store of this data directory (opened on first use, then shared).
-    pub fn key_store(&self) -> Result<Arc<KeyStore>, ApiError> {
-        static INIT: Mutex<()> = Mutex::new(());
-        if let Some(k) = self.inner.keys.get() {
-            return Ok(k.clone());
-        }
-        let _g = INIT.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(k) = self.inner.keys.get() {
-            return Ok(k.clone());
-        }
-        let ks = KeyStore::open(&self.config().data_dir).map_err(|e| {
-            ApiError::Internal(format!(
-                "cannot open the key store in {}: {e}",
-                self.config().data_dir.display()
-            ))
-        })?;
-        Ok(self.inner.keys.get_or_init(|| Arc::new(ks)).clone())
-    }
-}
-
-/// `serve` start (after [`crate::store_check::check_stores`]): warn loudly when
-/// authentication is off; otherwise make sure an admin key exists (first start: create it,
-/// print it once, save it to `DATA_DIR/admin.key`) and open the key store. A damaged key store,
-/// or `admin.key` without its key store, is refused: no new admin key over issued keys.
+/// `serve` start (after [`AppState::open`], which opened and checked the key store): warn
+/// loudly when authentication is off; otherwise make sure an admin key exists (first start:
+/// create it, print it once, save it to `DATA_DIR/admin.key`). A damaged key store, or
+/// `admin.key` without its key store, was refused by `AppState::open` already
+/// (`KeyStore::open`): no new admin key over issued keys.
 pub fn startup(state: &AppState) -> anyhow::Result<()> {
     let cfg = state.config();
     if cfg.insecure_no_auth {
@@ -312,7 +286,6 @@ pub fn startup(state: &AppState) -> anyhow::Result<()> {
         println!("{key}");
         println!("It was saved to {} (mode 0600).", path.display());
     }
-    state.key_store().map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(())
 }
 
@@ -321,19 +294,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn patterns() {
-        assert!(path_matches("/v1/embed", "/v1/embed"));
-        assert!(!path_matches("/v1/embed", "/v1/embed/x"));
-        assert!(!path_matches("/v1/embed", "/v1/embedx"));
-        assert!(path_matches("/v1/review/**", "/v1/review"));
-        assert!(path_matches("/v1/review/**", "/v1/review/rv_1/label"));
-        assert!(!path_matches("/v1/review/**", "/v1/reviewer"));
-        assert!(path_matches("/v1/jobs/*/cancel", "/v1/jobs/j1/cancel"));
-        assert!(!path_matches("/v1/jobs/*/cancel", "/v1/jobs//cancel"));
-    }
-
-    #[test]
-    fn table_lookups() {
+    fn declared_lookups() {
         use Permission as P;
         let get = |p: &str| access_for(&Method::GET, p);
         let post = |p: &str| access_for(&Method::POST, p);
@@ -345,6 +306,7 @@ mod tests {
             get("/v1/review/agreement"),
             Some(Access::Needs(P::ReviewReports))
         );
+        assert_eq!(get("/v1/review/rv_1"), Some(Access::Needs(P::ReviewWork)));
         assert_eq!(
             post("/v1/review/rv_1/label"),
             Some(Access::Needs(P::ReviewWork))
@@ -370,7 +332,27 @@ mod tests {
         );
         assert_eq!(post("/v1/taxonomies"), None);
         assert_eq!(get("/v1/review/me"), Some(Access::Needs(P::ReviewWork)));
+        assert_eq!(get("/v1/jobs/j1"), Some(Access::Needs(P::Export)));
+        assert_eq!(post("/v1/jobs"), Some(Access::Needs(P::PortfolioWrite)));
+        assert_eq!(get("/ui/js/app.js"), Some(Access::Open));
+        assert_eq!(get("/docs/"), Some(Access::Open));
         assert_eq!(get("/v1/nothing"), None);
+    }
+
+    #[test]
+    fn every_route_is_declared_once() {
+        let d = crate::routes::declared();
+        for (i, a) in d.iter().enumerate() {
+            assert!(
+                !d[..i]
+                    .iter()
+                    .any(|b| b.method == a.method && b.path == a.path),
+                "{} {} declared twice",
+                a.method,
+                a.path
+            );
+        }
+        assert!(d.len() >= 40, "{}", d.len());
     }
 
     #[test]

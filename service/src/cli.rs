@@ -266,7 +266,7 @@ pub fn spawn_loading(state: AppState) {
             }
             Err(e) => {
                 tracing::error!(error = %format!("{e:#}"), "loading failed");
-                let _ = state.inner.load_error.set(format!("{e:#}"));
+                state.set_load_error(format!("{e:#}"));
             }
         }
     });
@@ -310,11 +310,10 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(&cfg.data_dir, std::fs::Permissions::from_mode(0o700));
     }
-    let state = AppState::new(cfg.clone(), metrics_handle());
-    // damaged stores stop the start before anything listens or writes
-    crate::store_check::check_stores(&state)?;
+    // every store opened (and checked) once: damaged stores stop the start before anything
+    // listens
+    let state = AppState::open(cfg.clone(), metrics_handle())?;
     crate::auth::startup(&state)?;
-    state.review().map_err(|e| anyhow::anyhow!("{e}"))?;
     spawn_loading(state.clone());
     crate::routes::taxonomy::warm_up(&state);
     let listener = tokio::net::TcpListener::bind(&cfg.addr).await?;

@@ -278,10 +278,9 @@ fn bench(loans: usize, ppl: usize, iterations: usize, dir: Option<PathBuf>) -> a
         .build()?;
     let mut ms = rt.block_on(async {
         use tower::ServiceExt;
-        let state = crate::AppState::new(cfg, None);
         // as `serve` does before listening: open and check the stores (a one-time cost of a
         // read of each file, not part of any request)
-        crate::store_check::check_stores(&state)?;
+        let state = crate::AppState::open(cfg, None)?;
         let app = crate::app(state);
         let mut ms = Vec::with_capacity(iterations);
         let mut x: u64 = 0x9E37_79B9_7F4A_7C15;

@@ -13,7 +13,6 @@ pub mod cmd_train;
 pub mod config;
 pub mod engine;
 pub mod error;
-pub mod ext;
 pub mod extract;
 pub mod keywords;
 pub mod openapi;

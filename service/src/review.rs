@@ -156,23 +156,6 @@ impl ReviewCtx {
     }
 }
 
-impl AppState {
-    /// The review services of this data directory (opened on first use, then shared).
-    pub fn review(&self) -> Result<Arc<ReviewCtx>, ApiError> {
-        static INIT: Mutex<()> = Mutex::new(());
-        if let Some(r) = self.inner.review.get() {
-            return Ok(r.clone());
-        }
-        let _g = INIT.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(r) = self.inner.review.get() {
-            return Ok(r.clone());
-        }
-        let ctx =
-            ReviewCtx::open(self.config()).map_err(|e| ApiError::Internal(format!("{e:#}")))?;
-        Ok(self.inner.review.get_or_init(|| Arc::new(ctx)).clone())
-    }
-}
-
 /// Run blocking store work on the blocking pool.
 pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
@@ -234,7 +217,7 @@ pub async fn route_classified(
     neighbors: &[Vec<Neighbor>],
     results: &mut [ClassifyResult],
 ) -> Result<(), ApiError> {
-    let ctx = s.review()?;
+    let ctx = s.review();
     let queue = s.config().classify.review_queue.clone();
     let tax = &tm.taxonomy;
     let k = tm.classifier.knn_k().max(1);
@@ -406,7 +389,7 @@ pub async fn replay_reviewed(s: &AppState) -> anyhow::Result<usize> {
     let Some(store) = engine.store.clone() else {
         return Ok(0);
     };
-    let ctx = s.review().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let ctx = s.review();
     let mut written = 0;
     for taxonomy in engine.models.keys() {
         let filter = LabelFilter {

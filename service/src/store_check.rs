@@ -2,34 +2,23 @@
 //!
 //! Every store opens through [`touxiang_sqlite::open_store`] (`PRAGMA quick_check`, the store's
 //! tables, a schema version): an existing file that is empty, corrupt or without its tables is
-//! refused with a message naming the file and the recovery step. Some stores are opened only
-//! on first use (portfolios), in the background (the exemplar store) or by jobs (batch files);
-//! [`check_stores`] opens those that exist before the server listens, so that damage stops the
-//! start. The key store is checked by [`crate::auth::startup`] (`ensure_admin`) and the review
-//! store is opened eagerly by `serve`.
+//! refused with a message naming the file and the recovery step. The stores the application
+//! state holds (portfolio, fund flow, keys, review) are opened by [`crate::AppState::open`];
+//! the others are opened in the background (the exemplar store) or by jobs (batch files), so
+//! [`check_stores`], called by `AppState::open`, opens those that exist before the server
+//! listens, so that damage stops the start.
 
 use std::path::Path;
 
 use anyhow::Context;
 
 use crate::cmd_batch::{CACHE_FILE, REVIEW_KEYS_FILE};
-use crate::AppState;
+use crate::config::Config;
 
-/// Open (and check) every store of the data dir that exists and is not opened at start anyway.
-/// Nothing is created.
-pub fn check_stores(state: &AppState) -> anyhow::Result<()> {
-    let cfg = state.config();
+/// Open (and check) every store of the data dir that exists and that the application state
+/// does not hold. Nothing is created.
+pub fn check_stores(cfg: &Config) -> anyhow::Result<()> {
     let dir = cfg.data_dir.as_path();
-    if dir.join(touxiang_portfolio::store::STORE_FILE).exists() {
-        // opened once and kept for the routes
-        crate::ext::Ext::of(state)
-            .store()
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-    }
-    if dir.join(touxiang_flow::store::STORE_FILE).exists() {
-        // opened once and kept for the routes
-        crate::routes::flow::flow_store(state).map_err(|e| anyhow::anyhow!("{e}"))?;
-    }
     touxiang_vectors::check_store_files(&dir.join("vectors"))
         .with_context(|| format!("checking the exemplar store under {}", dir.display()))?;
     let cache = dir.join(CACHE_FILE);
@@ -41,14 +30,14 @@ pub fn check_stores(state: &AppState) -> anyhow::Result<()> {
         crate::cmd_batch::open_keys(&keys)?;
     }
     if cfg.insecure_no_auth {
-        // with authentication on, ensure_admin opens (and checks) the key store
+        // as before the state held the key store: the message a key command would give
         check_key_store(dir)?;
     }
     Ok(())
 }
 
-/// With authentication off the key store is opened only by key-management calls: check it now
-/// when it exists.
+/// With authentication off, check the key store as the key commands open it, before
+/// [`crate::AppState::open`] opens it for the key-management routes.
 fn check_key_store(dir: &Path) -> anyhow::Result<()> {
     let db = dir.join(touxiang_auth::AUTH_DB_FILE);
     if db.exists() {

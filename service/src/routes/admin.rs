@@ -9,23 +9,29 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
-use touxiang_auth::{KeyInfo, Role};
+use touxiang_auth::{KeyInfo, Permission as P, Role};
 use utoipa::ToSchema;
 
+use crate::auth::Access::Needs;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::review::blocking;
+use crate::routes::access::Routes;
 use crate::state::AppState;
 
-/// The admin routes (merged into [`crate::app`]).
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/admin/keys", get(list_keys).post(create_key))
-        .route("/v1/admin/keys/{key}", delete(revoke_key))
-        .route("/v1/admin/settings", get(get_settings).put(put_settings))
+/// The admin routes (merged into [`crate::app`]): key management (`manage_keys`) and run-time
+/// settings (`settings`).
+pub fn router() -> Routes {
+    let keys = Needs(P::ManageKeys);
+    let settings = Needs(P::Settings);
+    Routes::new()
+        .get("/v1/admin/keys", keys, list_keys)
+        .post("/v1/admin/keys", keys, create_key)
+        .delete("/v1/admin/keys/{key}", keys, revoke_key)
+        .get("/v1/admin/settings", settings, get_settings)
+        .put("/v1/admin/settings", settings, put_settings)
 }
 
 /// Key metadata.
@@ -65,7 +71,7 @@ pub struct KeyList {
 #[utoipa::path(get, path = "/v1/admin/keys", tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = KeyList), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
 pub async fn list_keys(State(s): State<AppState>) -> Result<Json<KeyList>, ApiError> {
-    let ks = s.key_store()?;
+    let ks = s.key_store();
     let keys = blocking(move || Ok(ks.list()?)).await?;
     Ok(Json(KeyList {
         keys: keys.into_iter().map(KeyDoc::from).collect(),
@@ -98,7 +104,7 @@ pub async fn create_key(
     ApiJson(req): ApiJson<CreateKeyRequest>,
 ) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
     let role: Role = req.role.parse()?;
-    let ks = s.key_store()?;
+    let ks = s.key_store();
     let name = req.name.clone();
     let (key_id, key) = blocking(move || Ok(ks.create(role, &name)?)).await?;
     tracing::info!(%key_id, name = %req.name, %role, "API key created over HTTP");
@@ -121,7 +127,7 @@ pub async fn revoke_key(
     State(s): State<AppState>,
     Path(key): Path<String>,
 ) -> Result<Json<KeyDoc>, ApiError> {
-    let ks = s.key_store()?;
+    let ks = s.key_store();
     let info = blocking(move || Ok(ks.revoke(&key)?)).await?;
     tracing::info!(key_id = %info.key_id, name = %info.name, "API key revoked over HTTP");
     Ok(Json(info.into()))
@@ -139,7 +145,7 @@ pub struct Settings {
 }
 
 fn current(s: &AppState) -> Result<Settings, ApiError> {
-    let ctx = s.review()?;
+    let ctx = s.review();
     Ok(Settings {
         qa_sample_rate: Some(ctx.qa.rate()),
         double_review_rate: Some(ctx.double_review_rate()),
@@ -160,7 +166,7 @@ pub async fn put_settings(
     State(s): State<AppState>,
     ApiJson(req): ApiJson<Settings>,
 ) -> Result<Json<Settings>, ApiError> {
-    let ctx = s.review()?;
+    let ctx = s.review();
     for (field, v) in [
         ("qa_sample_rate", req.qa_sample_rate),
         ("double_review_rate", req.double_review_rate),

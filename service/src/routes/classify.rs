@@ -7,10 +7,21 @@ use touxiang_training::{ClassifyOptions, LoanText, Neighbor};
 use touxiang_vectors::Filter;
 use utoipa::ToSchema;
 
+use crate::auth::Access::Needs;
 use crate::engine::{api_source, encoder_text, store_neighbors};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::routes::access::Routes;
 use crate::state::AppState;
+
+/// The classify route (merged into [`crate::app`]): keys with the `classify` permission.
+pub fn router() -> Routes {
+    Routes::new().post(
+        "/v1/classify",
+        Needs(touxiang_auth::Permission::Classify),
+        classify,
+    )
+}
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ClassifyItem {

@@ -6,9 +6,16 @@ use serde::{Deserialize, Serialize};
 use touxiang_model::{Kind, MODEL_ID};
 use utoipa::ToSchema;
 
+use crate::auth::Access::Needs;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::routes::access::Routes;
 use crate::state::AppState;
+
+/// The embedding route (merged into [`crate::app`]): keys with the `embed` permission.
+pub fn router() -> Routes {
+    Routes::new().post("/v1/embed", Needs(touxiang_auth::Permission::Embed), embed)
+}
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct EmbedRequest {

@@ -7,10 +7,10 @@
 //! * `GET  /v1/graph/circles?portfolio=…` — guarantee circles with their exposures.
 //! * `GET  /v1/graph/borrowers/{borrower}?portfolio=…` — a borrower, its relations and circle.
 //!
-//! The store is `DATA_DIR/flow.sqlite` ([`touxiang_flow::FlowStore`]), opened once per data
-//! directory. Payees are classified with the service's GB/T 4754-2017 classifier
-//! ([`crate::ext::labeler_for`]); while it is loading, cached labels are used and the flow says
-//! how many payees are still unclassified.
+//! The store is `DATA_DIR/flow.sqlite` ([`touxiang_flow::FlowStore`]), kept in [`AppState`]
+//! ([`AppState::flow_store`]). Payees are classified with the service's GB/T 4754-2017
+//! classifier ([`AppState::labeler_for`]); while it is loading, cached labels are used and the
+//! flow says how many payees are still unclassified.
 
 mod docs;
 mod upload;
@@ -18,56 +18,36 @@ mod upload;
 pub use docs::*;
 pub use upload::*;
 
-use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
+use touxiang_auth::Permission as P;
 use touxiang_datasets::Labeler;
-use touxiang_flow::{FlowOptions, FlowStore, GraphOptions, Restricted};
+use touxiang_flow::{FlowOptions, GraphOptions, Restricted};
 
+use crate::auth::Access::Needs;
 use crate::error::ApiError;
-use crate::ext::labeler_for;
+use crate::routes::access::Routes;
 use crate::routes::portfolio::{blocking, params, required, take, Params};
 use crate::state::AppState;
 
 pub use touxiang_flow::payees::PAYEE_TAXONOMY;
 
-/// The read routes (merged into [`crate::app`]).
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/loans/{loan_id}/flow", get(loan_flow))
-        .route("/v1/graph/circles", get(circles))
-        .route("/v1/graph/borrowers/{borrower}", get(borrower))
-}
-
-/// The fund-flow store of `state`'s data directory (opened, and checked, once).
-pub fn flow_store(state: &AppState) -> Result<FlowStore, ApiError> {
-    static ALL: OnceLock<Mutex<HashMap<PathBuf, FlowStore>>> = OnceLock::new();
-    let dir = state.config().data_dir.clone();
-    let mut m = ALL
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    if let Some(s) = m.get(&dir) {
-        return Ok(s.clone());
-    }
-    let s = FlowStore::open(&dir).map_err(|e| {
-        ApiError::Internal(format!(
-            "cannot open the fund-flow store in {}: {e}",
-            dir.display()
-        ))
-    })?;
-    m.insert(dir, s.clone());
-    Ok(s)
+/// The read routes (merged into [`crate::app`]): read-outs like the aggregates (`aggregate`).
+/// Payment and relation uploads are portfolio writes ([`upload_router`]).
+pub fn router() -> Routes {
+    let read = Needs(P::Aggregate);
+    Routes::new()
+        .get("/v1/loans/{loan_id}/flow", read, loan_flow)
+        .get("/v1/graph/circles", read, circles)
+        .get("/v1/graph/borrowers/{borrower}", read, borrower)
 }
 
 /// The payee classifier when it is available (`None` while loading).
 pub fn payee_labeler(state: &AppState) -> Option<Arc<dyn Labeler>> {
-    labeler_for(state, PAYEE_TAXONOMY).ok()
+    state.labeler_for(PAYEE_TAXONOMY).ok()
 }
 
 /// Candidate loans the fund-flow alerts analyse at most per request.
@@ -86,7 +66,7 @@ pub async fn flow_alerts(
     {
         return Ok(None);
     }
-    let store = flow_store(s)?;
+    let store = s.flow_store()?;
     let labeler = payee_labeler(s);
     let portfolio = portfolio.to_string();
     let a = blocking(move || {
@@ -157,7 +137,7 @@ pub async fn loan_flow(
         Some(r) => Restricted::parse(&r)?,
     };
     no_more(&p, "portfolio, restricted")?;
-    let store = flow_store(&s)?;
+    let store = s.flow_store()?;
     let labeler = payee_labeler(&s);
     let flow = blocking(move || {
         Ok(store.loan_flow(
@@ -190,7 +170,7 @@ pub async fn circles(
     let portfolio = required(&mut p, "portfolio")?;
     let opts = graph_options(&mut p)?;
     no_more(&p, "portfolio, overdue_days_gt")?;
-    let store = flow_store(&s)?;
+    let store = s.flow_store()?;
     Ok(Json(
         blocking(move || Ok(store.circles(&portfolio, opts)?)).await?,
     ))
@@ -216,7 +196,7 @@ pub async fn borrower(
     let portfolio = required(&mut p, "portfolio")?;
     let opts = graph_options(&mut p)?;
     no_more(&p, "portfolio, overdue_days_gt")?;
-    let store = flow_store(&s)?;
+    let store = s.flow_store()?;
     Ok(Json(
         blocking(move || Ok(store.borrower_graph(&portfolio, &borrower, opts)?)).await?,
     ))

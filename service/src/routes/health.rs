@@ -6,12 +6,27 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::json;
 
+use crate::auth::Access::{Needs, Open};
+use crate::routes::access::Routes;
 use crate::state::AppState;
+
+/// Liveness and readiness (open: probes carry no key) and the metrics (keys with the
+/// `metrics` permission).
+pub fn router() -> Routes {
+    Routes::new()
+        .get("/healthz", Open, healthz)
+        .get("/readyz", Open, readyz)
+        .get(
+            "/metrics",
+            Needs(touxiang_auth::Permission::Metrics),
+            metrics,
+        )
+}
 
 /// 200 while the process is up.
 #[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, description = "process is up")))]
 pub async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
-    Json(json!({"status": "ok", "uptime_secs": s.inner.started.elapsed().as_secs()}))
+    Json(json!({"status": "ok", "uptime_secs": s.started().elapsed().as_secs()}))
 }
 
 /// 200 once model, taxonomy and indexes are loaded; 503 before (or when loading failed). The
@@ -56,7 +71,7 @@ pub async fn readyz(State(s): State<AppState>) -> axum::response::Response {
 
 /// Prometheus text exposition (with `touxiang_vector_store_reachable{backend}` and
 /// `touxiang_vector_outbox_pending` checked at each scrape). Needs a key with permission `metrics` (analyst and admin keys;
-/// see `touxiang::auth::ROUTES`), unless the server runs with `--insecure-no-auth`.
+/// declared where the route is added, in [`crate::routes::app`]), unless the server runs with `--insecure-no-auth`.
 #[utoipa::path(get, path = "/metrics", tag = "ops", security(("bearer" = [])),
     responses((status = 200, description = "Prometheus text", content_type = "text/plain"),
         (status = 401, description = "Missing or unknown API key", body = crate::error::ErrorBody),
@@ -64,12 +79,7 @@ pub async fn readyz(State(s): State<AppState>) -> axum::response::Response {
 pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     // sets the store gauges (nothing while the engine is loading)
     let _ = crate::vector_store::status(&s).await;
-    let body = s
-        .inner
-        .metrics
-        .as_ref()
-        .map(|h| h.render())
-        .unwrap_or_default();
+    let body = s.metrics().map(|h| h.render()).unwrap_or_default();
     (
         StatusCode::OK,
         [("content-type", "text/plain; version=0.0.4")],

@@ -18,36 +18,41 @@
 use std::path::{Component, Path as FsPath, PathBuf};
 
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Request, State};
+use axum::extract::{FromRequest, Multipart, Path, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
+use touxiang_auth::Permission as P;
 use touxiang_batch::{BatchHooks, BatchOptions, Format, InputEncoding, JobState, Shard};
 use utoipa::ToSchema;
 
+use crate::auth::Access::Needs;
 use crate::cmd_batch::{ReviewStoreSink, CACHE_FILE};
 use crate::config::Limits;
 use crate::error::ApiError;
-use crate::ext::{labeler_for, Ext};
 use crate::extract::parse_json;
+use crate::routes::access::Routes;
 use crate::state::AppState;
 
-/// The job routes (merged into [`crate::app`]) other than the upload.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/jobs", get(list_jobs))
-        .route("/v1/jobs/{id}", get(get_job))
-        .route("/v1/jobs/{id}/cancel", post(cancel_job))
-        .route("/v1/jobs/{id}/output", get(job_output))
+/// The job routes (merged into [`crate::app`]) other than the upload. Reading a job's status
+/// and output is an export (`export`); cancelling one is a write (`portfolio_write`).
+pub fn router() -> Routes {
+    Routes::new()
+        .get("/v1/jobs", Needs(P::Export), list_jobs)
+        .get("/v1/jobs/{id}", Needs(P::Export), get_job)
+        .post("/v1/jobs/{id}/cancel", Needs(P::PortfolioWrite), cancel_job)
+        .get("/v1/jobs/{id}/output", Needs(P::Export), job_output)
 }
 
-/// `POST /v1/jobs` (file upload up to `limits.max_upload_bytes`, under the upload timeout).
-pub fn upload_router(limits: &Limits) -> Router<AppState> {
-    Router::new().route(
+/// `POST /v1/jobs` (a write: `portfolio_write`; file upload up to `limits.max_upload_bytes`,
+/// under the upload timeout).
+pub fn upload_router(limits: &Limits) -> Routes {
+    Routes::new().upload(
         "/v1/jobs",
-        post(create_job).layer(DefaultBodyLimit::max(limits.max_upload_bytes)),
+        Needs(P::PortfolioWrite),
+        create_job,
+        limits.max_upload_bytes,
     )
 }
 
@@ -412,8 +417,7 @@ pub async fn create_job(State(s): State<AppState>, req: Request) -> Result<Respo
         (jr, None)
     };
     let opts = job_options(&s, &jr, upload)?;
-    let ext = Ext::of(&s);
-    if ext.jobs.list().iter().any(|j| {
+    if s.jobs().list().iter().any(|j| {
         j.state == JobState::Running
             && (j.options.output == opts.output || j.options.output == opts.input)
     }) {
@@ -426,7 +430,7 @@ pub async fn create_job(State(s): State<AppState>, req: Request) -> Result<Respo
         .taxonomy
         .clone()
         .unwrap_or_else(|| s.config().classify.default_taxonomy.clone());
-    let labeler = labeler_for(&s, &taxonomy)?;
+    let labeler = s.labeler_for(&taxonomy)?;
     let mut hooks = BatchHooks::default();
     if opts.review {
         let cfg = s.config().clone();
@@ -437,7 +441,7 @@ pub async fn create_job(State(s): State<AppState>, req: Request) -> Result<Respo
             .map_err(|e| ApiError::Backend(format!("review queue unavailable: {e:#}")))?;
         hooks.review = Some(std::sync::Arc::new(sink));
     }
-    let job = ext.jobs.spawn(opts, labeler, hooks)?;
+    let job = s.jobs().spawn(opts, labeler, hooks)?;
     tracing::info!(job = job.id(), "batch job started");
     Ok((StatusCode::ACCEPTED, Json(doc(job.snapshot()))).into_response())
 }
@@ -447,13 +451,12 @@ pub async fn create_job(State(s): State<AppState>, req: Request) -> Result<Respo
     responses((status = 200, body = JobList)))]
 pub async fn list_jobs(State(s): State<AppState>) -> Json<JobList> {
     Json(JobList {
-        jobs: Ext::of(&s).jobs.list().into_iter().map(doc).collect(),
+        jobs: s.jobs().list().into_iter().map(doc).collect(),
     })
 }
 
 fn find(s: &AppState, id: &str) -> Result<std::sync::Arc<touxiang_batch::BatchJob>, ApiError> {
-    Ext::of(s)
-        .jobs
+    s.jobs()
         .get(id)
         .ok_or_else(|| ApiError::NotFound(format!("no job {id:?}")))
 }

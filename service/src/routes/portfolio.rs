@@ -25,38 +25,44 @@ pub use upload::*;
 use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{DefaultBodyLimit, Query, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::extract::{Query, State};
+use axum::Json;
 use serde::Serialize;
+use touxiang_auth::Permission as P;
 use touxiang_portfolio::PortfolioStore;
 use utoipa::ToSchema;
 
+use crate::auth::Access::Needs;
 use crate::config::Limits;
 use crate::error::{ApiError, ErrorDetail};
-use crate::ext::Ext;
+use crate::routes::access::Routes;
 use crate::state::AppState;
 
-/// The portfolio query routes (merged into [`crate::app`]).
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/portfolios", get(list_portfolios))
-        .route("/v1/aggregate", get(aggregate))
-        .route("/v1/concentration", get(concentration))
-        .route("/v1/scores", get(scores))
-        .route("/v1/alerts", get(alerts))
-        .route(
+/// The portfolio query routes (merged into [`crate::app`]): read-outs, for keys with the
+/// `aggregate` permission.
+pub fn router() -> Routes {
+    let read = Needs(P::Aggregate);
+    Routes::new()
+        .get("/v1/portfolios", read, list_portfolios)
+        .get("/v1/aggregate", read, aggregate)
+        .get("/v1/concentration", read, concentration)
+        .get("/v1/scores", read, scores)
+        .get("/v1/alerts", read, alerts)
+        .get(
             "/v1/portfolios/{name}/ingest-reports/{report_id}",
-            get(ingest_report),
+            read,
+            ingest_report,
         )
 }
 
-/// The upload route: bodies up to `limits.max_upload_bytes`, under the upload timeout that
-/// [`crate::app`] applies instead of the request timeout.
-pub fn upload_router(limits: &Limits) -> Router<AppState> {
-    Router::new().route(
+/// The upload route (a write: `portfolio_write`): bodies up to `limits.max_upload_bytes`,
+/// under the upload timeout that [`crate::app`] applies instead of the request timeout.
+pub fn upload_router(limits: &Limits) -> Routes {
+    Routes::new().upload(
         "/v1/portfolios/{name}/loans",
-        post(upload_loans).layer(DefaultBodyLimit::max(limits.max_upload_bytes)),
+        Needs(P::PortfolioWrite),
+        upload_loans,
+        limits.max_upload_bytes,
     )
 }
 
@@ -111,7 +117,7 @@ pub(crate) fn required(p: &mut Params, name: &str) -> Result<String, ApiError> {
 }
 
 fn store(s: &AppState) -> Result<Arc<PortfolioStore>, ApiError> {
-    Ext::of(s).store()
+    Ok(s.portfolios())
 }
 
 // ---------------------------------------------------------------------------------------------

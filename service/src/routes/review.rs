@@ -23,18 +23,19 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use touxiang_auth::Principal;
+use touxiang_auth::{Permission as P, Principal};
 use touxiang_review::{ItemState, LabelOutcome, Stage};
 use utoipa::ToSchema;
 
 use crate::auth::acting_reviewer;
+use crate::auth::Access::Needs;
 use crate::error::ApiError;
 use crate::extract::{parse_json, ApiJson};
 use crate::review::{add_exemplar, blocking, ExemplarStatus};
+use crate::routes::access::Routes;
 use crate::routes::review_extra::{
     borrower_fields, earlier_labels, extend_item_view, EarlierLabel,
 };
@@ -49,17 +50,19 @@ fn check_reviewer(reviewer: &Option<String>) -> Result<(), ApiError> {
     check_max_chars("reviewer", reviewer.as_deref(), MAX_ID_CHARS)
 }
 
-/// The review routes (merged into [`crate::app`]).
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/review/claim", post(claim))
-        .route("/v1/review/stats", get(stats))
-        .route("/v1/review/agreement", get(agreement))
-        .route("/v1/review/me", get(crate::routes::review_extra::me))
-        .route("/v1/review/{review_id}", get(item))
-        .route("/v1/review/{review_id}/label", post(label))
-        .route("/v1/review/{review_id}/skip", post(skip))
-        .route("/v1/review/{review_id}/release", post(release))
+/// The review routes (merged into [`crate::app`]): the figures (`review_stats`), the agreement
+/// report (`review_reports`), and the reviewer's own work (`review_work`).
+pub fn router() -> Routes {
+    let work = Needs(P::ReviewWork);
+    Routes::new()
+        .post("/v1/review/claim", work, claim)
+        .get("/v1/review/stats", Needs(P::ReviewStats), stats)
+        .get("/v1/review/agreement", Needs(P::ReviewReports), agreement)
+        .get("/v1/review/me", work, crate::routes::review_extra::me)
+        .get("/v1/review/{review_id}", work, item)
+        .post("/v1/review/{review_id}/label", work, label)
+        .post("/v1/review/{review_id}/skip", work, skip)
+        .post("/v1/review/{review_id}/release", work, release)
 }
 
 type Caller = Option<Extension<Principal>>;
@@ -151,7 +154,7 @@ pub async fn claim(
     let queue = req
         .queue
         .unwrap_or_else(|| s.config().classify.review_queue.clone());
-    let ctx = s.review()?;
+    let ctx = s.review();
     let lookup = ctx.lookup(&s);
     let segmenter = crate::keywords::engine_segmenter(&s);
     let t = std::time::Instant::now();
@@ -260,7 +263,7 @@ pub async fn label(
     check_reviewer(&req.reviewer)?;
     check_max_chars("comment", req.comment.as_deref(), MAX_COMMENT_CHARS)?;
     let reviewer = acting_reviewer(&s, principal(&caller), req.reviewer.as_deref())?;
-    let ctx = s.review()?;
+    let ctx = s.review();
     let lookup = ctx.lookup(&s);
     let out: LabelOutcome = blocking(move || {
         Ok(ctx.store.label(
@@ -277,7 +280,7 @@ pub async fn label(
         .increment(1);
     let exemplar = match &out.final_label {
         Some(f) if crate::payee_review::payee_of(f).is_some() => {
-            let flow = crate::routes::flow::flow_store(&s)?;
+            let flow = s.flow_store()?;
             let f = f.clone();
             match blocking(move || Ok(crate::payee_review::apply_final(&flow, &f)?)).await {
                 Ok(true) => ExemplarStatus::Payee,
@@ -341,7 +344,7 @@ pub async fn skip(
     check_reviewer(&req.reviewer)?;
     check_max_chars("reason", req.reason.as_deref(), MAX_COMMENT_CHARS)?;
     let reviewer = acting_reviewer(&s, principal(&caller), req.reviewer.as_deref())?;
-    let ctx = s.review()?;
+    let ctx = s.review();
     let id = review_id.clone();
     blocking(move || {
         Ok(ctx
@@ -378,7 +381,7 @@ pub async fn release(
     let req: ReleaseRequest = optional_body(&body)?;
     check_reviewer(&req.reviewer)?;
     let reviewer = acting_reviewer(&s, principal(&caller), req.reviewer.as_deref())?;
-    let ctx = s.review()?;
+    let ctx = s.review();
     let id = review_id.clone();
     blocking(move || Ok(ctx.store.release(&id, &reviewer, Utc::now())?)).await?;
     Ok(Json(UnleaseResponse {
@@ -391,7 +394,7 @@ pub async fn release(
 #[utoipa::path(get, path = "/v1/review/stats", tag = "review", security(("bearer" = [])),
     responses((status = 200, description = "`{at, queues: [{queue, pending, pending_second_review, leased, labeled, oldest_pending_age_secs, reviewers}], reviewers}`", body = Object)))]
 pub async fn stats(State(s): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    let ctx = s.review()?;
+    let ctx = s.review();
     let st = blocking(move || Ok(ctx.store.stats(Utc::now())?)).await?;
     Ok(Json(
         serde_json::to_value(st).map_err(|e| ApiError::Internal(e.to_string()))?,
@@ -407,7 +410,7 @@ pub async fn item(
     State(s): State<AppState>,
     Path(review_id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let ctx = s.review()?;
+    let ctx = s.review();
     let lookup = ctx.lookup(&s);
     let segmenter = crate::keywords::engine_segmenter(&s);
     let (item, audit) = blocking(move || {
@@ -432,7 +435,7 @@ pub async fn agreement(
     State(s): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let ctx = s.review()?;
+    let ctx = s.review();
     let taxonomy = q.get("taxonomy").cloned().filter(|t| !t.is_empty());
     if let Some(t) = &taxonomy {
         if !ctx.knows_taxonomy(&s, t) {

@@ -187,7 +187,7 @@ pub async fn me(
     let principal = caller.as_ref().map(|Extension(p)| p);
     let reviewer = acting_reviewer(&s, principal, q.get("reviewer").map(String::as_str))?;
     let since = parse_since(q.get("since").map(String::as_str))?;
-    let ctx = s.review()?;
+    let ctx = s.review();
     let taxonomy = q.get("taxonomy").cloned().filter(|t| !t.is_empty());
     if let Some(t) = &taxonomy {
         if !ctx.knows_taxonomy(&s, t) {

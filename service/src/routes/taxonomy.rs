@@ -12,13 +12,14 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use axum::extract::{Path, Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::auth::Access::AnyKey;
 use crate::error::ApiError;
 use crate::review::blocking;
+use crate::routes::access::Routes;
 use crate::state::AppState;
 use crate::taxonomy_search::SearchHit;
 
@@ -29,12 +30,12 @@ pub const MAX_LIMIT: usize = 100;
 /// Hits a search returns without `limit`.
 pub const DEFAULT_LIMIT: usize = 20;
 
-/// The taxonomy routes (merged into [`crate::app`]).
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/whoami", get(crate::routes::whoami::whoami))
-        .route("/v1/taxonomies", get(list))
-        .route("/v1/taxonomies/{id}/search", get(search))
+/// The taxonomy routes and who-am-I (merged into [`crate::app`]): any valid key.
+pub fn router() -> Routes {
+    Routes::new()
+        .get("/v1/whoami", AnyKey, crate::routes::whoami::whoami)
+        .get("/v1/taxonomies", AnyKey, list)
+        .get("/v1/taxonomies/{id}/search", AnyKey, search)
 }
 
 /// One taxonomy.
@@ -76,7 +77,7 @@ pub struct SearchResponse {
 #[utoipa::path(get, path = "/v1/taxonomies", tag = "taxonomy", security(("bearer" = [])),
     responses((status = 200, body = TaxonomyList)))]
 pub async fn list(State(s): State<AppState>) -> Result<Json<TaxonomyList>, ApiError> {
-    let lookup = s.review()?.lookup(&s);
+    let lookup = s.review().lookup(&s);
     let engine = s.engine().ok();
     let taxonomies = lookup
         .all()
@@ -110,7 +111,7 @@ fn artifact_dir(s: &AppState, id: &str) -> Option<PathBuf> {
 /// the first search does not wait for it.
 pub fn warm_up(s: &AppState) {
     let id = s.config().classify.default_taxonomy.clone();
-    let Some(taxonomy) = s.review().ok().and_then(|r| r.lookup(s).taxonomy(&id)) else {
+    let Some(taxonomy) = s.review().lookup(s).taxonomy(&id) else {
         return;
     };
     let dir = artifact_dir(s, &id);
@@ -130,7 +131,7 @@ pub async fn search(
     Path(id): Path<String>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<SearchResponse>, ApiError> {
-    let lookup = s.review()?.lookup(&s);
+    let lookup = s.review().lookup(&s);
     let Some(taxonomy) = lookup.taxonomy(&id) else {
         let known: Vec<String> = lookup.all().iter().map(|t| t.id().to_string()).collect();
         return Err(ApiError::NotFound(format!(

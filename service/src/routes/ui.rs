@@ -13,13 +13,12 @@
 use axum::extract::Path;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
-use axum::Router;
 use rust_embed::RustEmbed;
 use tower_http::compression::CompressionLayer;
 
+use crate::auth::Access::Open;
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::routes::access::Routes;
 
 #[derive(RustEmbed)]
 #[folder = "ui/assets/"]
@@ -30,15 +29,15 @@ pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; 
 img-src 'self' data: blob:; font-src 'self'; connect-src 'self'; object-src 'none'; \
 base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-/// The UI routes (merged into [`crate::app`]; open in [`crate::auth::ROUTES`]: the pages ask
-/// for a key themselves, and every API call they make is checked as usual).
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/ui", get(|| async { Redirect::permanent("/ui/") }))
-        .route("/ui/", get(dashboard))
-        .route("/ui/review", get(workbench))
-        .route("/ui/{*path}", get(file))
-        .layer(CompressionLayer::new())
+/// The UI routes (merged into [`crate::app`]). Open: the pages ask for a key themselves, and
+/// every API call they make is checked as usual.
+pub fn router() -> Routes {
+    Routes::new()
+        .get("/ui", Open, || async { Redirect::permanent("/ui/") })
+        .get("/ui/", Open, dashboard)
+        .get("/ui/review", Open, workbench)
+        .get("/ui/{*path}", Open, file)
+        .map(|r| r.layer(CompressionLayer::new()))
 }
 
 /// The risk dashboard (HTML; analyst keys). The page asks for an API key and calls the API

@@ -47,7 +47,7 @@ fn synth_book(args: &[&str]) -> (Value, axum::Router) {
     );
     let mut cfg = test_config();
     cfg.data_dir = data;
-    (summary, touxiang::app(AppState::new(cfg, None)))
+    (summary, touxiang::app(AppState::open(cfg, None).unwrap()))
 }
 
 async fn alerts(app: &axum::Router, extra: &str) -> Vec<Value> {

@@ -31,11 +31,11 @@ pub fn test_config() -> Config {
 }
 
 pub fn cold_state() -> AppState {
-    AppState::new(test_config(), None)
+    AppState::open(test_config(), None).unwrap()
 }
 
 pub fn ready_state() -> AppState {
-    let s = AppState::new(test_config(), None);
+    let s = AppState::open(test_config(), None).unwrap();
     s.set_model(model());
     s
 }
@@ -236,7 +236,7 @@ pub async fn state_with_mini(cfg: Config) -> AppState {
     seed_store(store.as_ref(), &m, &version).await.unwrap();
     let mut models = std::collections::HashMap::new();
     models.insert("mini".to_string(), m);
-    let state = AppState::new(cfg.clone(), None);
+    let state = AppState::open(cfg.clone(), None).unwrap();
     state.install(touxiang::state::Engine::new(
         &cfg,
         model(),

@@ -73,7 +73,7 @@ fn small_limits_state() -> AppState {
     let mut cfg = test_config();
     cfg.limits.max_body_bytes = 1024;
     cfg.limits.request_timeout_secs = 1;
-    AppState::new(cfg, None)
+    AppState::open(cfg, None).unwrap()
 }
 
 #[tokio::test]
@@ -479,7 +479,7 @@ fn every_operation_documents_the_security_its_route_enforces() {
             let secured = op["security"].as_array().is_some_and(|s| !s.is_empty());
             assert_eq!(
                 secured, !open,
-                "{m} {path}: documented security vs auth::ROUTES"
+                "{m} {path}: documented security vs the access its route declares"
             );
             checked += 1;
         }
@@ -499,7 +499,7 @@ async fn metrics_needs_a_key_with_the_metrics_permission() {
     let ks = KeyStore::open(&cfg.data_dir).unwrap();
     let analyst = ks.create(Role::Analyst, "analyst").unwrap().1;
     let originator = ks.create(Role::Originator, "originator").unwrap().1;
-    let app = touxiang::app(AppState::new(cfg, None));
+    let app = touxiang::app(AppState::open(cfg, None).unwrap());
     let get = |key: Option<&str>| {
         let mut b = Request::builder().uri("/metrics");
         if let Some(k) = key {

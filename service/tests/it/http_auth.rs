@@ -27,7 +27,7 @@ fn auth_state() -> (AppState, Vec<(Role, String)>) {
     .into_iter()
     .map(|(r, n)| (r, ks.create(r, n).unwrap().1))
     .collect();
-    (AppState::new(cfg, None), keys)
+    (AppState::open(cfg, None).unwrap(), keys)
 }
 
 async fn req(
@@ -52,7 +52,7 @@ async fn req(
 }
 
 /// Every endpoint and the roles (besides admin) that may call it, written out independently of
-/// the route table in `touxiang::auth` (O = originator, R = reviewer, A = analyst; `open` = no
+/// the access the routes declare in `touxiang::routes` (O = originator, R = reviewer, A = analyst; `open` = no
 /// key needed).
 const MATRIX: &[(&str, &str, &str)] = &[
     ("GET", "/healthz", "open"),
@@ -154,7 +154,7 @@ async fn role_matrix_every_endpoint_every_role() {
 }
 
 #[test]
-fn every_documented_route_is_in_the_permission_table_and_in_the_matrix() {
+fn every_documented_route_declares_its_access_and_is_in_the_matrix() {
     let doc = serde_json::to_value(touxiang::openapi::ApiDoc::openapi()).unwrap();
     let paths = doc["paths"].as_object().unwrap();
     assert!(paths.contains_key("/v1/review/claim") && paths.contains_key("/v1/admin/keys"));
@@ -170,7 +170,7 @@ fn every_documented_route_is_in_the_permission_table_and_in_the_matrix() {
             let access = access_for(&method, &concrete);
             assert!(
                 access.is_some(),
-                "{m} {path} has no row in touxiang::auth::ROUTES"
+                "{m} {path} declares no access where touxiang::routes adds it"
             );
             if path.starts_with("/v1/review") || path.starts_with("/v1/admin") {
                 assert!(
@@ -288,7 +288,7 @@ async fn reviewers_act_only_as_themselves() {
     let (state, keys) = auth_state();
     let app = touxiang::app(state.clone());
     let (reviewer, admin) = (&keys[1].1, &keys[3].1);
-    let ctx = state.review().unwrap();
+    let ctx = state.review();
     let id = ctx
         .store
         .enqueue(
@@ -349,7 +349,7 @@ async fn reviewers_act_only_as_themselves() {
 
 #[tokio::test]
 async fn insecure_no_auth_switches_checks_off() {
-    let s = AppState::new(test_config(), None);
+    let s = AppState::open(test_config(), None).unwrap();
     assert!(s.config().insecure_no_auth);
     let app = touxiang::app(s);
     let (st, _) = req(&app, "GET", "/v1/admin/keys", None, None).await;
@@ -413,4 +413,33 @@ fn every_operation_documents_the_errors_its_layers_can_give() {
         r["content"]["application/json"]["schema"]["$ref"],
         "#/components/schemas/ErrorBody"
     );
+}
+
+#[tokio::test]
+async fn undeclared_requests_need_an_admin_key() {
+    let (state, keys) = auth_state();
+    let app = touxiang::app(state);
+    let (analyst, admin) = (&keys[2].1, &keys[3].1);
+    // a method the path does not serve, and a path no route has
+    for (method, uri, status) in [
+        ("POST", "/healthz", StatusCode::METHOD_NOT_ALLOWED),
+        ("DELETE", "/v1/review/claim", StatusCode::METHOD_NOT_ALLOWED),
+        ("GET", "/v1/nothing", StatusCode::NOT_FOUND),
+        ("GET", "/v1/review/rv_1/label/x", StatusCode::NOT_FOUND),
+    ] {
+        let (st, b) = req(&app, method, uri, None, None).await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED, "{method} {uri}: {b}");
+        let (st, b) = req(&app, method, uri, Some(analyst), None).await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "{method} {uri}: {b}");
+        assert!(
+            b["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("needs an admin key"),
+            "{b}"
+        );
+        let (st, b) = req(&app, method, uri, Some(admin), None).await;
+        assert_eq!(st, status, "{method} {uri}: {b}");
+        assert!(b["error"]["code"].is_string(), "contract shape: {b}");
+    }
 }

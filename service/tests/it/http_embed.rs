@@ -172,7 +172,7 @@ async fn ops_endpoints() {
 async fn overfull_queue_answers_429_and_others_still_succeed() {
     let mut cfg = common::test_config();
     cfg.limits.max_queue_tokens = 64;
-    let s = touxiang::AppState::new(cfg, None);
+    let s = touxiang::AppState::open(cfg, None).unwrap();
     s.set_model(common::model());
     let app = touxiang::app(s);
     let mut tasks = Vec::new();

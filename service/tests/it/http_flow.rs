@@ -85,8 +85,8 @@ pub(crate) fn body(p: &Path, f: &str) -> Vec<u8> {
 pub(crate) fn truth_app(truth: &Truth) -> (axum::Router, std::path::PathBuf) {
     let cfg = test_config();
     let data = cfg.data_dir.clone();
-    let state = AppState::new(cfg, None);
-    touxiang::ext::Ext::of(&state).set_labeler_override(Arc::new(TruthLabeler(
+    let state = AppState::open(cfg, None).unwrap();
+    state.set_labeler_override(Arc::new(TruthLabeler(
         truth
             .payee_codes
             .iter()

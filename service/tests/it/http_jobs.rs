@@ -42,7 +42,7 @@ fn input_csv(n: usize, unique: bool) -> String {
 }
 
 fn state_with(labeler: KeywordLabeler) -> AppState {
-    let s = AppState::new(common::test_config(), None);
+    let s = AppState::open(common::test_config(), None).unwrap();
     s.set_labeler_override(Arc::new(labeler));
     s
 }
@@ -251,7 +251,7 @@ async fn uploaded_job_and_option_errors() {
 
 #[tokio::test]
 async fn job_without_classifier_is_refused() {
-    let s = AppState::new(common::test_config(), None);
+    let s = AppState::open(common::test_config(), None).unwrap();
     let app = touxiang::app(s.clone());
     std::fs::write(jobs_dir(&s).join("in.csv"), input_csv(3, false)).unwrap();
     let (st, v) = common::call(&app, "POST", "/v1/jobs", Some(json!({"input": "in.csv"}))).await;

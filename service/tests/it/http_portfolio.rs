@@ -89,7 +89,7 @@ fn csv_of(loans: &[Loan]) -> String {
 }
 
 fn state() -> AppState {
-    let s = AppState::new(common::test_config(), None);
+    let s = AppState::open(common::test_config(), None).unwrap();
     s.set_labeler_override(Arc::new(KeywordLabeler::new()));
     s
 }
@@ -492,7 +492,7 @@ async fn bad_query_parameters_name_the_field() {
 #[tokio::test]
 async fn upload_without_classifier() {
     // No override and no model loaded: the classifier is unavailable.
-    let s = AppState::new(common::test_config(), None);
+    let s = AppState::open(common::test_config(), None).unwrap();
     let app = touxiang::app(s);
     let labeled = format!("{HEADER}\nB1,采购钢材,1,1,0,110101,个人,x,2024-01-01,2025-01-31,3120\n");
     let unlabeled = format!("{HEADER}\nB2,采购钢材,1,1,0,110101,个人,x,2024-01-01,2025-01-31,\n");
@@ -544,7 +544,7 @@ async fn uploads_run_under_their_own_timeout_not_the_request_timeout() {
     // Every ordinary request times out at once; uploads have an hour.
     cfg.limits.request_timeout_secs = 0;
     cfg.limits.upload_timeout_secs = 3600;
-    let s = AppState::new(cfg, None);
+    let s = AppState::open(cfg, None).unwrap();
     s.set_labeler_override(Arc::new(KeywordLabeler::new()));
     let app = touxiang::app(s);
     let body = format!("{HEADER}\nT1,采购钢材,1,1,0,110101,个人,x,2024-01-01,2025-01-31,3120\n");

@@ -18,7 +18,7 @@ use tower::ServiceExt;
 const HEADER: &str = "loan_id,purpose_text,amount,balance,overdue_days,region_code,customer_type,product,issue_date,as_of_date,industry_code";
 
 fn state_with(cfg: touxiang::config::Config) -> AppState {
-    let s = AppState::new(cfg, None);
+    let s = AppState::open(cfg, None).unwrap();
     s.set_labeler_override(Arc::new(KeywordLabeler::new()));
     s
 }

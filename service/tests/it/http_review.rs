@@ -18,7 +18,7 @@ const TAX: &str = "gbt4754-2017";
 fn enqueue(s: &AppState, text: &str, uncertainty: f64, double: bool) -> String {
     let mut it = NewItem::new("default", text, TAX, uncertainty);
     it.double_review = Some(double);
-    s.review().unwrap().store.enqueue(&it, Utc::now()).unwrap()
+    s.review().store.enqueue(&it, Utc::now()).unwrap()
 }
 
 async fn claim(app: &axum::Router, reviewer: &str) -> (StatusCode, Value) {
@@ -43,7 +43,7 @@ async fn label(app: &axum::Router, id: &str, reviewer: &str, code: &str) -> (Sta
 
 #[tokio::test]
 async fn claim_label_item_stats_and_errors() {
-    let s = AppState::new(test_config(), None);
+    let s = AppState::open(test_config(), None).unwrap();
     let app = touxiang::app(s.clone());
     let (st, _) = claim(&app, "r1").await;
     assert_eq!(st, StatusCode::NO_CONTENT);
@@ -160,7 +160,7 @@ async fn claim_label_item_stats_and_errors() {
 
 #[tokio::test]
 async fn double_review_agreement_report() {
-    let s = AppState::new(test_config(), None);
+    let s = AppState::open(test_config(), None).unwrap();
     let app = touxiang::app(s.clone());
     // Two double-reviewed items: one agreement, one disagreement at class level (same group).
     for (first, second) in [("6291", "6291"), ("6291", "6299")] {
@@ -204,7 +204,7 @@ async fn double_review_agreement_report() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_claims_never_hand_out_one_item_twice() {
-    let s = AppState::new(test_config(), None);
+    let s = AppState::open(test_config(), None).unwrap();
     let app = touxiang::app(s.clone());
     let n_items = 120;
     let ids: HashSet<String> = (0..n_items)
@@ -240,7 +240,7 @@ async fn concurrent_claims_never_hand_out_one_item_twice() {
 async fn expired_lease_returns_the_item_to_the_queue() {
     let mut cfg = test_config();
     cfg.review.lease_ttl_secs = 1;
-    let s = AppState::new(cfg, None);
+    let s = AppState::open(cfg, None).unwrap();
     let app = touxiang::app(s.clone());
     let id = enqueue(&s, "用于烤串店装修及购买冷柜", 0.5, false);
     assert_eq!(claim(&app, "r1").await.1["review_id"], id.as_str());
@@ -262,7 +262,7 @@ async fn expired_lease_returns_the_item_to_the_queue() {
 
 #[tokio::test]
 async fn admin_settings_change_rates_at_run_time() {
-    let s = AppState::new(test_config(), None);
+    let s = AppState::open(test_config(), None).unwrap();
     let app = touxiang::app(s.clone());
     let (st, b) = call(
         &app,
@@ -290,22 +290,14 @@ async fn admin_settings_change_rates_at_run_time() {
         ),
         (Some(0.5), Some(1.0))
     );
-    assert_eq!(s.review().unwrap().qa.rate(), 0.5);
+    assert_eq!(s.review().qa.rate(), 0.5);
     // Double review now applies to every new item.
     let id = s
         .review()
-        .unwrap()
         .store
         .enqueue(&NewItem::new("default", "养猪", TAX, 0.5), Utc::now())
         .unwrap();
-    assert!(
-        s.review()
-            .unwrap()
-            .store
-            .get(&id, Utc::now())
-            .unwrap()
-            .double_review
-    );
+    assert!(s.review().store.get(&id, Utc::now()).unwrap().double_review);
     let (_, b) = call(&app, "GET", "/v1/admin/settings", None).await;
     assert_eq!(b["double_review_rate"].as_f64(), Some(1.0));
 }
@@ -437,7 +429,7 @@ async fn without_qa_sampling_only_review_decisions_or_disagreements_are_routed()
 #[tokio::test]
 async fn labels_that_missed_the_exemplar_store_are_replayed_once() {
     let s = state_with_classifier(0.0).await;
-    let ctx = s.review().unwrap();
+    let ctx = s.review();
     let reviewed = [
         ("承包鱼塘养殖草鱼和鲢鱼", "A"),
         ("采购热轧钢卷用于转售", "C1"),

@@ -11,7 +11,7 @@ async fn get(uri: &str, headers: &[(&str, &str)]) -> axum::response::Response {
     // authentication on: the pages must load without a key
     let mut cfg = crate::common::test_config();
     cfg.insecure_no_auth = false;
-    let app = touxiang::app(touxiang::AppState::new(cfg, None));
+    let app = touxiang::app(touxiang::AppState::open(cfg, None).unwrap());
     let mut b = Request::builder().uri(uri);
     for (k, v) in headers {
         b = b.header(*k, *v);

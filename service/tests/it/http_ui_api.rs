@@ -39,7 +39,7 @@ pub(crate) fn auth_state() -> (AppState, Vec<(Role, &'static str, String)>) {
     .into_iter()
     .map(|(r, n)| (r, n, ks.create(r, n).unwrap().1))
     .collect();
-    (AppState::new(cfg, None), keys)
+    (AppState::open(cfg, None).unwrap(), keys)
 }
 
 pub(crate) fn strings(v: &Value) -> Vec<&str> {
@@ -101,7 +101,7 @@ async fn whoami_names_the_key_its_role_and_permissions() {
         assert_eq!(b["error"]["code"], "unauthorized");
     }
     // Authentication off: the local admin.
-    let app = touxiang::app(AppState::new(test_config(), None));
+    let app = touxiang::app(AppState::open(test_config(), None).unwrap());
     let (st, b) = call(&app, "GET", "/v1/whoami", None).await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(
@@ -121,7 +121,7 @@ async fn taxonomies_are_listed_before_the_model_is_loaded() {
         "code,name,parent,level\nX,对公,,segment\nX1,小微,X,line\n",
     )
     .unwrap();
-    let app = touxiang::app(AppState::new(cfg, None));
+    let app = touxiang::app(AppState::open(cfg, None).unwrap());
     let (st, b) = call(&app, "GET", "/v1/taxonomies", None).await;
     assert_eq!(st, StatusCode::OK, "{b}");
     assert_eq!(b["default"], GBT);
@@ -182,7 +182,7 @@ fn urlencode(s: &str) -> String {
 #[tokio::test]
 async fn taxonomy_search_by_code_name_term_and_traditional_characters() {
     // No model loaded: the terms come from the shipped artifact all the same.
-    let app = touxiang::app(AppState::new(test_config(), None));
+    let app = touxiang::app(AppState::open(test_config(), None).unwrap());
 
     // Code: exact first, then the codes below it, coarser first.
     let hits = search(&app, "36").await;
@@ -260,7 +260,7 @@ async fn taxonomy_search_by_code_name_term_and_traditional_characters() {
 
 #[tokio::test]
 async fn taxonomy_search_errors() {
-    let app = touxiang::app(AppState::new(test_config(), None));
+    let app = touxiang::app(AppState::open(test_config(), None).unwrap());
     let (st, b) = call(&app, "GET", "/v1/taxonomies/nope/search?q=36", None).await;
     assert_eq!(st, StatusCode::NOT_FOUND, "{b}");
     assert_eq!(b["error"]["code"], "not_found");

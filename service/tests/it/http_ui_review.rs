@@ -17,7 +17,7 @@ const GBT: &str = "gbt4754-2017";
 fn enqueue(s: &AppState, text: &str) -> String {
     let mut it = NewItem::new("default", text, GBT, 0.5);
     it.double_review = Some(false);
-    s.review().unwrap().store.enqueue(&it, Utc::now()).unwrap()
+    s.review().store.enqueue(&it, Utc::now()).unwrap()
 }
 
 async fn post(app: &axum::Router, uri: &str, body: Value) -> (StatusCode, Value) {
@@ -26,7 +26,7 @@ async fn post(app: &axum::Router, uri: &str, body: Value) -> (StatusCode, Value)
 
 #[tokio::test]
 async fn review_me_counts_labels_and_skips_of_the_reviewer() {
-    let s = AppState::new(test_config(), None);
+    let s = AppState::open(test_config(), None).unwrap();
     let app = touxiang::app(s.clone());
     for t in ["烧烤店购买冷柜", "饺子馆装修", "钢材采购"] {
         enqueue(&s, t);

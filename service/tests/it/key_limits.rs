@@ -26,7 +26,7 @@ async fn a_key_over_its_in_flight_limit_gets_429_and_others_do_not() {
     let ks = KeyStore::open(&cfg.data_dir).unwrap();
     let (_, busy) = ks.create(Role::Analyst, "busy").unwrap();
     let (_, other) = ks.create(Role::Analyst, "other").unwrap();
-    let app = touxiang::app(touxiang::AppState::new(cfg, None));
+    let app = touxiang::app(touxiang::AppState::open(cfg, None).unwrap());
 
     // an upload whose body has not finished arriving holds its key's only slot
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);

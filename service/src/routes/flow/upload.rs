@@ -3,32 +3,40 @@
 //! ([`crate::routes::portfolio::spool_upload`]) and ingested in one transaction.
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
+use touxiang_auth::Permission as P;
 use touxiang_flow::{IngestOptions, IngestSummary, Input};
 use touxiang_portfolio::InputFormat;
 
-use super::{flow_store, payee_labeler, FlowIngestSummary};
+use super::{payee_labeler, FlowIngestSummary};
+use crate::auth::Access::Needs;
 use crate::config::Limits;
 use crate::error::ApiError;
+use crate::routes::access::Routes;
 use crate::routes::portfolio::{
     name, params, rows_rejected, spool_upload, take, take_bool, take_format, take_mode, Params,
 };
 use crate::state::AppState;
 
-/// The upload routes: bodies up to `limits.max_upload_bytes`, under the upload timeout.
-pub fn upload_router(limits: &Limits) -> Router<AppState> {
-    Router::new()
-        .route(
+/// The upload routes (portfolio writes: `portfolio_write`): bodies up to
+/// `limits.max_upload_bytes`, under the upload timeout.
+pub fn upload_router(limits: &Limits) -> Routes {
+    let (write, max) = (Needs(P::PortfolioWrite), limits.max_upload_bytes);
+    Routes::new()
+        .upload(
             "/v1/portfolios/{name}/payments",
-            post(upload_payments).layer(DefaultBodyLimit::max(limits.max_upload_bytes)),
+            write,
+            upload_payments,
+            max,
         )
-        .route(
+        .upload(
             "/v1/portfolios/{name}/relations",
-            post(upload_relations).layer(DefaultBodyLimit::max(limits.max_upload_bytes)),
+            write,
+            upload_relations,
+            max,
         )
 }
 
@@ -98,11 +106,11 @@ async fn ingest(
     name::validate(&portfolio)?;
     let up = upload_params(params(q)?, payments)?;
     let (spool, format, file_name) = spool_upload(&s, req, up.format).await?;
-    let store = flow_store(&s)?;
+    let store = s.flow_store()?;
     let labeler = (payments && up.label).then(|| payee_labeler(&s)).flatten();
-    let portfolios = crate::ext::Ext::of(&s).store()?;
+    let portfolios = s.portfolios();
     let review = match (payments, &labeler) {
-        (true, Some(_)) => s.review().ok(),
+        (true, Some(_)) => Some(s.review()),
         _ => None,
     };
     let mut opts = up.opts;

@@ -28,8 +28,8 @@ use touxiang_portfolio::{
 
 use super::{blocking, name, params, store, take, IngestModeParam, IngestSummary, Params};
 use crate::error::ApiError;
-use crate::ext::{labeler_for, UnavailableLabeler};
 use crate::state::AppState;
+use crate::state::UnavailableLabeler;
 
 /// Spool files older than this in `DATA_DIR/tmp` are left-overs of a crash.
 const STALE_SPOOL: Duration = Duration::from_secs(24 * 3600);
@@ -410,7 +410,7 @@ pub async fn upload_loans(
     let up = upload_params(&s, params(q)?)?;
     let (spool, format, file_name) = spool_upload(&s, req, up.format).await?;
     let (labeler, unavailable): (Option<Arc<dyn Labeler>>, Option<ApiError>) = if up.label {
-        match labeler_for(&s, &up.taxonomy) {
+        match s.labeler_for(&up.taxonomy) {
             Ok(l) => (Some(l), None),
             Err(e) => (
                 Some(Arc::new(UnavailableLabeler {
