@@ -12,7 +12,11 @@ fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     let n = touxiang_text::normalize(&text);
     // normalising is idempotent: the service normalises texts that may already be normalised
-    assert_eq!(touxiang_text::normalize(&n), n, "normalize is not idempotent");
+    assert_eq!(
+        touxiang_text::normalize(&n),
+        n,
+        "normalize is not idempotent"
+    );
     let m = touxiang_text::mask(&n);
     let seg = SEG.get_or_init(touxiang_text::Segmenter::default);
     for w in seg.cut(&m) {
