@@ -143,6 +143,31 @@ pub struct QdrantConfig {
     pub api_key: Option<String>,
 }
 
+/// The embedded exemplar store (`DATA_DIR/vectors`): when its neighbour search switches from the
+/// exact scan to the HNSW graph (see `touxiang_vectors::EmbeddedConfig`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct VectorsConfig {
+    /// Search through an HNSW graph once the store holds at least this many points; below it
+    /// every search is an exact scan. `TOUXIANG_VECTORS__ANN_THRESHOLD`.
+    pub ann_threshold: usize,
+    /// HNSW candidate list per search (recall/latency trade-off).
+    pub ef_search: usize,
+    /// Exact scans over at least this many points use every core (rayon); smaller ones one.
+    pub parallel_min_rows: usize,
+}
+
+impl Default for VectorsConfig {
+    fn default() -> Self {
+        let d = touxiang_vectors::EmbeddedConfig::new("", 1);
+        Self {
+            ann_threshold: d.ann_threshold,
+            ef_search: d.hnsw.ef_search,
+            parallel_min_rows: d.parallel_min_rows,
+        }
+    }
+}
+
 fn default_collection() -> String {
     "touxiang_exemplars".into()
 }
@@ -163,6 +188,8 @@ pub struct Config {
     pub classify: ClassifyConfig,
     pub review: ReviewConfig,
     pub qdrant: Option<QdrantConfig>,
+    /// The embedded exemplar store's search (ignored with `qdrant`).
+    pub vectors: VectorsConfig,
 }
 
 impl Default for Config {
@@ -177,6 +204,7 @@ impl Default for Config {
             classify: ClassifyConfig::default(),
             review: ReviewConfig::default(),
             qdrant: None,
+            vectors: VectorsConfig::default(),
         }
     }
 }
@@ -237,6 +265,33 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_vectors_section_tunes_the_embedded_store() {
+        let d = Config::default().vectors;
+        let e = touxiang_vectors::EmbeddedConfig::new("", 1);
+        assert_eq!(
+            (d.ann_threshold, d.ef_search, d.parallel_min_rows),
+            (e.ann_threshold, e.hnsw.ef_search, e.parallel_min_rows),
+            "by default the store's own defaults"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("touxiang.toml"),
+            "[vectors]\nann_threshold = 50000\nef_search = 256\n",
+        )
+        .unwrap();
+        let flags = FlagOverrides {
+            data_dir: Some(dir.path().to_path_buf()),
+            ..Default::default()
+        };
+        let v = Config::load(None, &flags).unwrap().vectors;
+        assert_eq!((v.ann_threshold, v.ef_search), (50_000, 256));
+        assert_eq!(
+            v.parallel_min_rows, e.parallel_min_rows,
+            "untouched key keeps its default"
+        );
+    }
 
     #[test]
     fn layers_apply_in_order() {

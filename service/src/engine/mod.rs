@@ -178,13 +178,16 @@ pub fn api_source(source: &str) -> &'static str {
 
 /// Open the embedded exemplar store under the data dir.
 pub fn open_embedded_store(cfg: &Config, dim: usize) -> anyhow::Result<Arc<dyn VectorStore>> {
-    let store = EmbeddedStore::open(EmbeddedConfig::new(cfg.data_dir.join("vectors"), dim))
-        .with_context(|| {
-            format!(
-                "opening the exemplar store under {}",
-                cfg.data_dir.display()
-            )
-        })?;
+    let mut ec = EmbeddedConfig::new(cfg.data_dir.join("vectors"), dim);
+    ec.ann_threshold = cfg.vectors.ann_threshold;
+    ec.hnsw.ef_search = cfg.vectors.ef_search;
+    ec.parallel_min_rows = cfg.vectors.parallel_min_rows;
+    let store = EmbeddedStore::open(ec).with_context(|| {
+        format!(
+            "opening the exemplar store under {}",
+            cfg.data_dir.display()
+        )
+    })?;
     Ok(Arc::new(store))
 }
 
