@@ -3,7 +3,7 @@
 //! trained by plain SGD on sparse rows (pure Rust, single thread; prediction in parallel).
 //!
 //! - Features: [`touxiang_training::tfidf`] (shared with the classifier's lexical voter): text →
-//!   [`touxiang_text::normalize`] → lowercase → hashed character n-grams; vocabulary of the
+//!   `touxiang_text::normalize` → lowercase → hashed character n-grams; vocabulary of the
 //!   training texts by document frequency (ties by hash), capped at
 //!   [`BaselineConfig::max_features`] and at what fits [`BaselineConfig::max_weight_mb`] of
 //!   weights (features × leaves × 4 bytes); sublinear tf (1 + ln tf) × smoothed idf
