@@ -13,7 +13,7 @@ use touxiang_model::{E5Model, Embedder, Precision};
 
 use crate::cli::Common;
 use crate::config::FlagOverrides;
-use crate::engine::{ensure_exemplar_index, load_models, taxonomy_registry, E5Embed};
+use crate::engine::{ensure_exemplar_index, load_models, taxonomy_registry, E5};
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
@@ -61,7 +61,7 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     // artifact carries it.
     let tax = reg.get(&a.taxonomy).unwrap_or_else(|| m.taxonomy.clone());
     ensure_exemplar_index(&cfg, &mut m, &model)?;
-    let embedder = E5Embed(model);
+    let embedder = E5(model);
     let cache = cfg.data_dir.join("embedding-cache");
     let f = classifier_fn(
         &m.classifier,

@@ -12,7 +12,7 @@ use touxiang_training::{train, CorpusOptions, CorpusSource, TrainConfig, Tree};
 
 use crate::cli::Common;
 use crate::config::FlagOverrides;
-use crate::engine::E5Embed;
+use crate::engine::E5;
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -191,7 +191,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     let model = Arc::new(
         E5Model::ensure_and_load(&cfg.model_dir(), Precision::Q4).context("loading the encoder")?,
     );
-    let report = train(&tc, &E5Embed(model))?;
+    let report = train(&tc, &E5(model))?;
     println!("{}", report.corpus);
     println!("{}", serde_json::to_string_pretty(&report)?);
     eprintln!("artifacts written to {}", report.artifact_dir.display());
@@ -240,7 +240,7 @@ fn recalibrate(
         arts,
         &index,
         &loans,
-        &E5Embed(model),
+        &E5(model),
         &touxiang_training::RecalibrateOptions {
             cache_dir: Some(&cache),
             out_root: out,

@@ -102,10 +102,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let arts = Artifacts::load(&PathBuf::from(&args[0]))?;
     let clf = &arts.classifier;
     let tree = clf.tree();
-    let model = E5(E5Model::ensure_and_load(
+    let model = E5(std::sync::Arc::new(E5Model::ensure_and_load(
         &touxiang_model::test_model_dir(),
         Precision::Q4,
-    )?);
+    )?));
     let cache = PathBuf::from(
         std::env::var("EMBED_CACHE").unwrap_or_else(|_| "target/actor-view-cache".into()),
     );

@@ -41,7 +41,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     cfg.seed = seed;
     cfg.cache_dir = Some(out.join("cache"));
-    let model = E5(E5Model::ensure_and_load(&model_dir, Precision::Q4)?);
+    let model = E5(std::sync::Arc::new(E5Model::ensure_and_load(
+        &model_dir,
+        Precision::Q4,
+    )?));
     let report = train(&cfg, &model)?;
     println!("{}", report.corpus);
     println!("{}", serde_json::to_string_pretty(&report)?);

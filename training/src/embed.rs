@@ -90,25 +90,33 @@ impl EmbedFn for HashEmbedder {
     }
 }
 
-/// The real multilingual-e5-small encoder as an [`EmbedFn`], texts embedded as given (the
-/// service's `E5Embed` also masks amounts, dates and ids first). For the examples that train
-/// or classify with the real encoder.
+/// The text the encoder sees: normalised (NFKC, 繁→简, whitespace) and masked (amounts, dates,
+/// ids). One function, used for training, classify, batch and ingest alike (the service's
+/// batching queue applies it too).
+pub fn encoder_text(raw: &str) -> String {
+    touxiang_text::prepare(raw).masked
+}
+
+/// The real multilingual-e5-small encoder as an [`EmbedFn`], with [`encoder_text`] applied: what
+/// `touxiang train`, `eval`, the CLI labelers and the examples embed with.
 #[cfg(feature = "e5")]
-pub struct E5(pub touxiang_model::E5Model);
+pub struct E5(pub std::sync::Arc<touxiang_model::E5Model>);
 
 #[cfg(feature = "e5")]
 impl EmbedFn for E5 {
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         use touxiang_model::Embedder;
+        let prepared: Vec<String> = texts.iter().map(|t| encoder_text(t)).collect();
+        let refs: Vec<&str> = prepared.iter().map(String::as_str).collect();
         self.0
-            .embed(texts, touxiang_model::Kind::Query)
+            .embed(&refs, touxiang_model::Kind::Query)
             .map_err(|e| TrainError::Embed(e.to_string()))
     }
     fn dim(&self) -> usize {
-        touxiang_model::Embedder::dim(&self.0)
+        touxiang_model::Embedder::dim(self.0.as_ref())
     }
     fn version(&self) -> String {
-        touxiang_model::Embedder::version(&self.0)
+        touxiang_model::Embedder::version(self.0.as_ref())
     }
 }
 

@@ -49,7 +49,7 @@ pub use corpus::{
 };
 #[cfg(feature = "e5")]
 pub use embed::E5;
-pub use embed::{embed_all, EmbedFn, EmbeddingCache, HashEmbedder, E5_DIM};
+pub use embed::{embed_all, encoder_text, EmbedFn, EmbeddingCache, HashEmbedder, E5_DIM};
 pub use error::TrainError;
 pub use knn::ExemplarIndex;
 pub use recalibrate::{recalibrate, RecalibrateOptions, RecalibrationReport};

@@ -19,11 +19,7 @@ pub use seed::{
     embed_and_upsert_background, exemplar_ids, seed_store, seed_store_from_texts, SeedProgress,
 };
 
-/// The text the encoder sees: normalised (NFKC, 繁→简, whitespace) and masked (amounts, dates,
-/// ids). One function, used for training, classify, batch and ingest alike.
-pub fn encoder_text(raw: &str) -> String {
-    touxiang_text::prepare(raw).masked
-}
+pub use touxiang_training::{encoder_text, E5};
 
 /// Sequences per background job of [`QueueEmbed`]: a `/v1/classify` request arriving while one
 /// runs waits for at most this many short texts (a few tens of ms), not a whole labeling chunk.
@@ -64,25 +60,6 @@ impl EmbedFn for QueueEmbed {
     }
     fn version(&self) -> String {
         Embedder::version(self.model.as_ref())
-    }
-}
-
-/// The e5 encoder as the training crate's [`EmbedFn`], with [`encoder_text`] applied.
-pub struct E5Embed(pub Arc<E5Model>);
-
-impl EmbedFn for E5Embed {
-    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, TrainError> {
-        let prepared: Vec<String> = texts.iter().map(|t| encoder_text(t)).collect();
-        let refs: Vec<&str> = prepared.iter().map(String::as_str).collect();
-        self.0
-            .embed(&refs, Kind::Query)
-            .map_err(|e| TrainError::Embed(e.to_string()))
-    }
-    fn dim(&self) -> usize {
-        Embedder::dim(self.0.as_ref())
-    }
-    fn version(&self) -> String {
-        Embedder::version(self.0.as_ref())
     }
 }
 
@@ -230,7 +207,7 @@ pub fn load_embedding_labeler(
     }
     Ok(EmbeddingLabeler {
         classifier: m.classifier,
-        embedder: Arc::new(E5Embed(model)),
+        embedder: Arc::new(E5(model)),
         index: m
             .exemplars
             .map(|ix| ix as Arc<dyn touxiang_training::NeighborSource>),
@@ -332,7 +309,7 @@ pub fn exemplar_index_for(
         return Ok(None);
     };
     let texts: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
-    let embedder = E5Embed(model.clone());
+    let embedder = E5(model.clone());
     let cache = cfg.data_dir.join("embedding-cache");
     let vectors = touxiang_training::embed_all(&embedder, &texts, Some(&cache), 64)?;
     Ok(Some(touxiang_training::ExemplarIndex::new(

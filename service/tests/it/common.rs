@@ -198,7 +198,7 @@ pub fn train_mini(data_dir: &std::path::Path) -> std::path::PathBuf {
     cfg.targets.level_precision = 0.9;
     cfg.targets.auto_precision = 0.9;
     cfg.targets.min_support = 1;
-    train(&cfg, &touxiang::engine::E5Embed(model()))
+    train(&cfg, &touxiang::engine::E5(model()))
         .expect("train")
         .artifact_dir
 }

@@ -42,7 +42,7 @@ fn an_artifact_without_exemplar_vectors_gets_its_index_rebuilt() {
     assert_eq!(rebuilt.codes, original.codes);
 
     // same neighbours as the index training saved
-    let q = touxiang::engine::E5Embed(model());
+    let q = touxiang::engine::E5(model());
     let x = touxiang_training::EmbedFn::embed(&q, &["烧烤店购买冷柜", "采购热轧钢卷"]).unwrap();
     let (a, b) = (
         original.search(&x, 5).unwrap(),

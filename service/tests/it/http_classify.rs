@@ -189,7 +189,7 @@ async fn job_and_upload_labelers_vote_over_the_store_like_classify() {
         .neighbor_source("mini")
         .unwrap()
         .expect("store-backed");
-    let vectors = touxiang::engine::E5Embed(state.engine().unwrap().model.clone())
+    let vectors = touxiang::engine::E5(state.engine().unwrap().model.clone())
         .embed(&texts)
         .unwrap();
     let found = tokio::task::spawn_blocking(move || source.neighbors(&vectors, 3))

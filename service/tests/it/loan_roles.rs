@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use touxiang::engine::E5Embed;
+use touxiang::engine::E5;
 use touxiang_training::{
     latest_artifact_dir, Artifacts, Classification, Classifier, ClassifyOptions, EmbedFn, LoanText,
     Neighbor,
@@ -27,7 +27,7 @@ fn shipped() -> &'static Classifier {
 
 fn classify(loan: &LoanText, neighbors: &[Neighbor]) -> Classification {
     let text = loan.model_text();
-    let x = E5Embed(model()).embed(&[text.as_str()]).unwrap();
+    let x = E5(model()).embed(&[text.as_str()]).unwrap();
     shipped()
         .classify(&text, &x[0], neighbors, &ClassifyOptions::default())
         .unwrap()
