@@ -250,6 +250,8 @@ impl ReviewSink for ReviewStoreSink {
         let uncertainty = (1.0 - l.confidence as f64).clamp(0.0, 1.0);
         let mut item = NewItem::new(&self.queue, r.text, &self.taxonomy, uncertainty);
         item.external_id = Some(r.id.to_string());
+        // a negative or non-finite balance weighs as unknown (the default exposure)
+        item.amount = r.amount.filter(|a| a.is_finite() && *a >= 0.0);
         item.model_version = Some(l.model_version.clone());
         item.suggestions = match &l.code {
             Some(code) => serde_json::json!([{

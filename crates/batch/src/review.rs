@@ -17,6 +17,10 @@ pub struct ReviewRequest<'a> {
     pub text: &'a str,
     /// The label that needs a human decision.
     pub label: &'a LabelResult,
+    /// The row's balance, when the input has one: the exposure the review queue weighs the
+    /// item's uncertainty by (priority = uncertainty × exposure), as `/v1/classify` does with
+    /// an item's `amount`.
+    pub amount: Option<f64>,
 }
 
 /// Where rows whose decision is `review` go when the run asks for review (`--review`).

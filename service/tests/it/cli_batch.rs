@@ -204,6 +204,8 @@ fn batch_review_routing_is_idempotent() {
                 "--output",
                 p(&out),
                 "--review",
+                "--balance-column",
+                "balance",
                 "--no-progress",
             ],
         );
@@ -223,6 +225,18 @@ fn batch_review_routing_is_idempotent() {
             .unwrap()
     };
     assert_eq!(count(), review_rows as i64);
+    // Each item carries its row's balance as the exposure its priority weighs.
+    let c = rusqlite::Connection::open(e.data.join("review.sqlite")).unwrap();
+    let mut q = c.prepare("SELECT external_id, amount FROM items").unwrap();
+    let amounts: Vec<(String, Option<f64>)> = q
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for (id, amount) in &amounts {
+        let i: f64 = id.trim_start_matches('L').parse().unwrap();
+        assert_eq!(*amount, Some(100.0 + i), "{id}");
+    }
     // Output rows carry the review ids.
     let outp = std::fs::read_to_string(&out).unwrap();
     assert_eq!(outp.matches(",rv_").count() as u64, review_rows);

@@ -179,6 +179,7 @@ pub(super) fn process_chunk(
                                 id: &raw.id,
                                 text: &raw.text,
                                 label,
+                                amount: raw.balance,
                             })
                             .map_err(|e| BatchError::Review {
                                 row: raw.row,
