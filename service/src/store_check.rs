@@ -8,8 +8,6 @@
 //! [`check_stores`], called by `AppState::open`, opens those that exist before the server
 //! listens, so that damage stops the start.
 
-use std::path::Path;
-
 use anyhow::Context;
 
 use crate::cmd_batch::{CACHE_FILE, REVIEW_KEYS_FILE};
@@ -28,20 +26,6 @@ pub fn check_stores(cfg: &Config) -> anyhow::Result<()> {
     let keys = dir.join(REVIEW_KEYS_FILE);
     if keys.exists() {
         crate::cmd_batch::open_keys(&keys)?;
-    }
-    if cfg.insecure_no_auth {
-        // as before the state held the key store: the message a key command would give
-        check_key_store(dir)?;
-    }
-    Ok(())
-}
-
-/// With authentication off, check the key store as the key commands open it, before
-/// [`crate::AppState::open`] opens it for the key-management routes.
-fn check_key_store(dir: &Path) -> anyhow::Result<()> {
-    let db = dir.join(touxiang_auth::AUTH_DB_FILE);
-    if db.exists() {
-        touxiang_auth::KeyStore::open_file(db)?;
     }
     Ok(())
 }
