@@ -183,24 +183,35 @@ pub fn run_with(cfg: &Config, a: &BatchArgs) -> anyhow::Result<BatchSummary> {
 /// recorded right after the enqueue commits; a crash in the instant between the two can still
 /// enqueue that one row twice on resume.
 pub struct ReviewStoreSink {
-    store: ReviewStore,
+    store: Arc<ReviewStore>,
     keys: Mutex<rusqlite::Connection>,
     queue: String,
     taxonomy: String,
 }
 
 impl ReviewStoreSink {
-    /// Open the review store and the key map of the data directory.
+    /// Open the review store and the key map of the data directory (the CLI: a process of its
+    /// own).
     pub fn open(cfg: &Config, taxonomy: &str) -> anyhow::Result<ReviewStoreSink> {
         let rc = touxiang_review::ReviewConfig {
             double_review_rate: cfg.review.double_review_rate,
-            // Short-lived CLI processes and job threads: SQLite's own checkpoints.
+            // Short-lived CLI processes: SQLite's own checkpoints.
             checkpoint_interval: None,
             ..Default::default()
         };
         let store = ReviewStore::open(&cfg.data_dir, rc).with_context(|| {
             format!("cannot open the review store in {}", cfg.data_dir.display())
         })?;
+        Self::with_store(cfg, Arc::new(store), taxonomy)
+    }
+
+    /// Route into `store`, the review store the server already holds (HTTP jobs: one store per
+    /// process, with the double-review rate as an admin last set it), opening the key map.
+    pub fn with_store(
+        cfg: &Config,
+        store: Arc<ReviewStore>,
+        taxonomy: &str,
+    ) -> anyhow::Result<ReviewStoreSink> {
         let keys = open_keys(&cfg.data_dir.join(REVIEW_KEYS_FILE))?;
         Ok(ReviewStoreSink {
             store,

@@ -435,10 +435,12 @@ pub async fn create_job(State(s): State<AppState>, req: Request) -> Result<Respo
     if opts.review {
         let cfg = s.config().clone();
         let t = taxonomy.clone();
-        let sink = tokio::task::spawn_blocking(move || ReviewStoreSink::open(&cfg, &t))
-            .await
-            .map_err(|e| ApiError::Internal(format!("worker failed: {e}")))?
-            .map_err(|e| ApiError::Backend(format!("review queue unavailable: {e:#}")))?;
+        let store = s.review().store.clone();
+        let sink =
+            tokio::task::spawn_blocking(move || ReviewStoreSink::with_store(&cfg, store, &t))
+                .await
+                .map_err(|e| ApiError::Internal(format!("worker failed: {e}")))?
+                .map_err(|e| ApiError::Backend(format!("review queue unavailable: {e:#}")))?;
         hooks.review = Some(std::sync::Arc::new(sink));
     }
     let job = s.jobs().spawn(opts, labeler, hooks)?;

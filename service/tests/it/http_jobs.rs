@@ -257,3 +257,45 @@ async fn job_without_classifier_is_refused() {
     let (st, v) = common::call(&app, "POST", "/v1/jobs", Some(json!({"input": "in.csv"}))).await;
     assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
 }
+
+/// `review: true` routes the job's `review` rows into the server's own review store: the items
+/// carry their row's balance, and follow the double-review rate an admin set at run time.
+#[tokio::test]
+async fn job_review_rows_go_to_the_servers_review_store() {
+    let s = state_with(KeywordLabeler::new());
+    s.review().set_double_review_rate(1.0).unwrap();
+    let app = touxiang::app(s.clone());
+    std::fs::write(jobs_dir(&s).join("book.csv"), input_csv(60, false)).unwrap();
+    let (st, v) = common::call(
+        &app,
+        "POST",
+        "/v1/jobs",
+        Some(json!({"input": "book.csv", "review": true, "balance_column": "balance"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    let done = wait_done(&app, v["id"].as_str().unwrap()).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let enqueued = done["summary"]["counters"]["reviews_enqueued"]
+        .as_u64()
+        .unwrap();
+    assert!(enqueued > 0, "{done}");
+    let (st, out) = download(&app, v["id"].as_str().unwrap()).await;
+    assert_eq!(st, StatusCode::OK);
+    let store = s.review().store.clone();
+    let mut seen = 0;
+    for line in out.lines().skip(1) {
+        let Some(rv) = line.split(',').find(|c| c.starts_with("rv_")) else {
+            continue;
+        };
+        let item = store.get(rv, chrono::Utc::now()).unwrap();
+        let row: f64 = line[1..6].parse().unwrap();
+        assert_eq!(item.amount, Some(1000.0 + row), "{line}");
+        assert!(
+            item.double_review,
+            "the rate set on the server's store: {line}"
+        );
+        seen += 1;
+    }
+    assert_eq!(seen, enqueued);
+}
