@@ -64,6 +64,13 @@ pub struct TrainArgs {
     /// `DecisionTargets::precision_z` has the trade-off measured on loan text).
     #[arg(long)]
     pub precision_z: Option<f64>,
+    /// With --recalibrate: labeled loan texts (same format as --calib-examples, repeatable)
+    /// added to the artifact's exemplars (source `seed`) before the calibration is refitted,
+    /// so the neighbour vote and the lexical voter see loan-shaped wording, e.g.
+    /// `eval/data/loan-exemplars/*.jsonl`. Vague lines are skipped; a file may not also be a
+    /// calibration file (its lines would be their own neighbours).
+    #[arg(long = "exemplar-examples", requires = "recalibrate")]
+    pub exemplar_examples: Vec<PathBuf>,
 }
 
 /// The calibration loans of `path`; a line of the held-out test half is an error.
@@ -84,6 +91,70 @@ fn calib_loans(
         );
     }
     Ok(data.iter().map(|d| (d.loan(), d.code.clone())).collect())
+}
+
+/// `--exemplar-examples`: a staged copy of the artifact in `dir` whose `exemplars.jsonl` also
+/// carries the written lines of `files` (as the borrower fields and text read together, the
+/// way queries are read); `None` when there are none. Lines already there are not repeated.
+fn with_written_exemplars(
+    cfg: &crate::config::Config,
+    dir: &std::path::Path,
+    files: &[PathBuf],
+    calib: &[PathBuf],
+) -> anyhow::Result<Option<tempfile::TempDir>> {
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let arts = touxiang_training::Artifacts::load(dir)
+        .with_context(|| format!("--recalibrate {}", dir.display()))?;
+    let tax = crate::engine::taxonomy_registry(cfg)?
+        .get(&arts.meta.taxonomy_id)
+        .with_context(|| format!("taxonomy '{}' is not installed", arts.meta.taxonomy_id))?;
+    let (mut texts, mut codes, mut sources) = touxiang_training::read_exemplar_lines(dir)?
+        .with_context(|| format!("{} has no exemplars.jsonl", dir.display()))?;
+    let mut seen: std::collections::HashSet<(String, String)> =
+        texts.iter().cloned().zip(codes.iter().cloned()).collect();
+    for f in files {
+        anyhow::ensure!(
+            !calib.iter().any(|c| same_file(c, f)),
+            "{} is given both as --exemplar-examples and --calib-examples: its lines would be \
+             their own neighbours during calibration",
+            f.display()
+        );
+        let mut added = 0usize;
+        for (loan, code) in calib_loans(f, &tax)? {
+            if code == touxiang_training::VAGUE_CODE {
+                continue;
+            }
+            let text = loan.model_text();
+            if seen.insert((text.clone(), code.clone())) {
+                texts.push(text);
+                codes.push(code);
+                sources.push("seed".into());
+                added += 1;
+            }
+        }
+        eprintln!("{}: {added} written exemplars added", f.display());
+    }
+    let staged = tempfile::Builder::new()
+        .prefix(".touxiang-exemplars-")
+        .tempdir_in(&cfg.data_dir)
+        .context("staging the artifact")?;
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        if e.file_type()?.is_file() && e.file_name() != "exemplars.jsonl" {
+            std::fs::copy(e.path(), staged.path().join(e.file_name()))?;
+        }
+    }
+    touxiang_training::write_exemplar_lines(staged.path(), &texts, &codes, &sources)?;
+    Ok(Some(staged))
+}
+
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
 }
 
 /// Depth of `level` in `tree`: one of its level names or a depth number.
@@ -117,7 +188,9 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         );
     }
     if let Some(dir) = &a.recalibrate {
-        return recalibrate(&cfg, dir, &a.calib_examples, &out, a.precision_z);
+        let staged = with_written_exemplars(&cfg, dir, &a.exemplar_examples, &a.calib_examples)?;
+        let from = staged.as_ref().map_or(dir.as_path(), |t| t.path());
+        return recalibrate(&cfg, from, &a.calib_examples, &out, a.precision_z);
     }
     let (tax, tree, source) = match (&a.taxonomy_csv, &a.examples) {
         (Some(csv), Some(ex)) => {

@@ -408,7 +408,8 @@ impl Artifacts {
 /// Texts, codes and sources of `exemplars.jsonl`.
 pub type ExemplarLines = (Vec<String>, Vec<String>, Vec<String>);
 
-fn write_exemplar_lines(
+/// Write `exemplars.jsonl` in `dir` (one `{"text","code","source"}` per line).
+pub fn write_exemplar_lines(
     dir: &Path,
     texts: &[String],
     codes: &[String],

@@ -36,7 +36,8 @@ pub mod train;
 pub mod tree;
 
 pub use artifacts::{
-    latest_artifact_dir, read_exemplar_lines, ArtifactMeta, Artifacts, ExemplarLines,
+    latest_artifact_dir, read_exemplar_lines, write_exemplar_lines, ArtifactMeta, Artifacts,
+    ExemplarLines,
 };
 pub use calibrate::{DecisionTargets, SplitMetrics};
 pub use classifier::{
