@@ -19,7 +19,10 @@ mod taxonomy;
 
 pub use csv_safe::csv_safe;
 pub use error::DatasetError;
-pub use label::{Decision, LabelError, LabelResult, Labeler, PathStep};
+pub use label::{
+    neighbour_vote_path, Alternative, Decision, Evidence, LabelError, LabelResult, Labeler,
+    PathStep,
+};
 pub use loan_text::LoanText;
 pub use region::{Region, RegionLevel, RegionTable, ResolvedRegion};
 pub use taxonomy::{Node, Taxonomy, TaxonomyRegistry, GBT4754_ID, PURPOSE_ID};

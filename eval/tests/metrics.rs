@@ -372,6 +372,7 @@ fn record_from_classification_keeps_label_path_and_leaf_top5() {
             name: String::new(),
             path: full.clone(),
         }),
+        vote_path: vec![],
         neighbors: vec![],
         keywords: vec![],
         full_path: full.clone(),

@@ -13,7 +13,7 @@ use touxiang_batch::{
     ReviewSink, ReviewSinkError, Shard,
 };
 use touxiang_datasets::Labeler;
-use touxiang_review::{NewItem, ReviewStore};
+use touxiang_review::ReviewStore;
 
 use crate::cli::Common;
 use crate::config::{Config, FlagOverrides};
@@ -187,6 +187,8 @@ pub struct ReviewStoreSink {
     keys: Mutex<rusqlite::Connection>,
     queue: String,
     taxonomy: String,
+    /// QA sampler of `auto` decisions (`classify.qa_sample_rate`, or the server's current rate).
+    qa: touxiang_review::Sampler,
 }
 
 impl ReviewStoreSink {
@@ -202,22 +204,27 @@ impl ReviewStoreSink {
         let store = ReviewStore::open(&cfg.data_dir, rc).with_context(|| {
             format!("cannot open the review store in {}", cfg.data_dir.display())
         })?;
-        Self::with_store(cfg, Arc::new(store), taxonomy)
+        Self::with_store(cfg, Arc::new(store), taxonomy, cfg.classify.qa_sample_rate)
     }
 
     /// Route into `store`, the review store the server already holds (HTTP jobs: one store per
-    /// process, with the double-review rate as an admin last set it), opening the key map.
+    /// process, with the double-review rate as an admin last set it), QA-sampling `auto` rows
+    /// at `qa_rate` (the server's current one), opening the key map.
     pub fn with_store(
         cfg: &Config,
         store: Arc<ReviewStore>,
         taxonomy: &str,
+        qa_rate: f64,
     ) -> anyhow::Result<ReviewStoreSink> {
+        let qa = touxiang_review::Sampler::from_os(qa_rate)
+            .map_err(|e| anyhow::anyhow!("classify.qa_sample_rate: {e}"))?;
         let keys = open_keys(&cfg.data_dir.join(REVIEW_KEYS_FILE))?;
         Ok(ReviewStoreSink {
             store,
             keys: Mutex::new(keys),
             queue: cfg.classify.review_queue.clone(),
             taxonomy: taxonomy.to_string(),
+            qa,
         })
     }
 }
@@ -243,7 +250,7 @@ pub(crate) fn open_keys(path: &Path) -> anyhow::Result<rusqlite::Connection> {
 }
 
 impl ReviewSink for ReviewStoreSink {
-    fn enqueue(&self, r: &ReviewRequest<'_>) -> Result<String, ReviewSinkError> {
+    fn offer(&self, r: &ReviewRequest<'_>) -> Result<Option<String>, ReviewSinkError> {
         let err = |e: &dyn std::fmt::Display| ReviewSinkError(e.to_string());
         let keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
         let known: Option<String> = keys
@@ -254,23 +261,24 @@ impl ReviewSink for ReviewStoreSink {
             )
             .optional()
             .map_err(|e| err(&e))?;
-        if let Some(id) = known {
-            return Ok(id);
+        if known.is_some() {
+            return Ok(known);
         }
-        let l = r.label;
-        let uncertainty = (1.0 - l.confidence as f64).clamp(0.0, 1.0);
-        let mut item = NewItem::new(&self.queue, r.text, &self.taxonomy, uncertainty);
-        item.external_id = Some(r.id.to_string());
-        // a negative or non-finite balance weighs as unknown (the default exposure)
-        item.amount = r.amount.filter(|a| a.is_finite() && *a >= 0.0);
-        item.model_version = Some(l.model_version.clone());
-        item.suggestions = match &l.code {
-            Some(code) => serde_json::json!([{
-                "code": code, "level": l.level, "name": l.name,
-                "confidence": l.confidence, "path": l.path,
-            }]),
-            None => serde_json::json!([]),
+        let mut context = serde_json::Map::new();
+        context.insert("batch_row".into(), r.row.into());
+        let offered = crate::review::Offered {
+            text: r.text,
+            external_id: Some(r.id.to_string()),
+            amount: r.amount,
+            label: r.label,
+            context,
         };
+        let Some(item) = crate::review::review_item(&self.qa, &self.queue, &self.taxonomy, offered)
+        else {
+            return Ok(None);
+        };
+        metrics::counter!("touxiang_review_enqueued_total", "reason" => item.reason.as_str())
+            .increment(1);
         let id = self
             .store
             .enqueue(&item, chrono::Utc::now())
@@ -280,6 +288,6 @@ impl ReviewSink for ReviewStoreSink {
             rusqlite::params![r.key, id],
         )
         .map_err(|e| err(&e))?;
-        Ok(id)
+        Ok(Some(id))
     }
 }

@@ -28,12 +28,11 @@ use std::time::Duration;
 
 use chrono::Utc;
 use serde_json::json;
-use touxiang_datasets::{Decision, Taxonomy, TaxonomyRegistry};
+use touxiang_datasets::{LabelResult, Taxonomy, TaxonomyRegistry};
 use touxiang_review::{
     review_reason, FinalLabel, LabelFilter, NewItem, ReviewConfig, ReviewError, ReviewStore,
     Sampler, TaxonomyLookup,
 };
-use touxiang_training::Neighbor;
 use touxiang_vectors::{point_id, Payload, Point};
 
 use crate::engine::TaxonomyModel;
@@ -165,128 +164,99 @@ pub async fn blocking<T: Send + 'static>(
         .map_err(|e| ApiError::Internal(format!("worker failed: {e}")))?
 }
 
-/// The neighbour vote's path, root first (see the module docs): similarity-weighted, level by
-/// level, stopping where no code holds a strict majority of the similarity mass of the
-/// neighbours still on the chosen branch. Neighbours with unknown codes or similarity ≤ 0 do
-/// not vote. Empty when there is no vote.
-pub fn neighbour_vote_path(taxonomy: &Taxonomy, neighbors: &[(&str, f32)]) -> Vec<String> {
-    let paths: Vec<(Vec<String>, f32)> = neighbors
-        .iter()
-        .filter(|(_, s)| s.is_finite() && *s > 0.0)
-        .map(|(c, s)| {
-            let p: Vec<String> = taxonomy.path(c).iter().map(|n| n.code.clone()).collect();
-            (p, *s)
-        })
-        .filter(|(p, _)| !p.is_empty())
-        .collect();
-    let mut out: Vec<String> = Vec::new();
-    for depth in 0.. {
-        // Neighbours on the chosen branch that reach this depth.
-        let mut mass: Vec<(&str, f32)> = Vec::new();
-        let mut total = 0.0f32;
-        for (p, s) in &paths {
-            if p.len() > depth && p[..depth] == out[..] {
-                total += s;
-                match mass.iter_mut().find(|(c, _)| *c == p[depth]) {
-                    Some(m) => m.1 += s,
-                    None => mass.push((&p[depth], *s)),
-                }
-            }
-        }
-        let Some((code, m)) = mass.into_iter().max_by(|a, b| a.1.total_cmp(&b.1)) else {
-            break;
-        };
-        if m * 2.0 <= total {
-            break;
-        }
-        out.push(code.to_string());
+/// One labeled text offered to review routing, from `/v1/classify` or a batch run.
+pub struct Offered<'a> {
+    /// The text as submitted.
+    pub text: &'a str,
+    pub external_id: Option<String>,
+    /// Exposure (balance); `None` or a negative/non-finite amount weighs as unknown.
+    pub amount: Option<f64>,
+    pub label: &'a LabelResult,
+    /// Shown to the reviewer beside the suggestions (`neighbors`, `borrower`, …); the neighbour
+    /// vote's path is added as `vote_path`.
+    pub context: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The one routing rule of every path that labels texts (`/v1/classify`, `touxiang batch
+/// --review`, HTTP jobs with `review: true`): [`review_reason`] over the label's path and its
+/// neighbour vote ([`touxiang_datasets::Evidence::vote_path`]) — `review` decisions,
+/// classifier/vote disagreements and QA samples of `auto` decisions (rate `qa`) go to review.
+/// `None` when the item is not routed. The item offers the reviewer, best first, the label, the
+/// best guess when the label stops above it, then the alternative classes, each with its path;
+/// priority weighs uncertainty (1 − confidence) by the exposure.
+pub fn review_item(qa: &Sampler, queue: &str, taxonomy: &str, o: Offered<'_>) -> Option<NewItem> {
+    let l = o.label;
+    let cls: Vec<&str> = l.path.iter().map(|p| p.code.as_str()).collect();
+    let vote: Vec<&str> = l.evidence.vote_path.iter().map(String::as_str).collect();
+    let reason = review_reason(l.decision, &cls, &vote, qa)?;
+    let mut suggestions = Vec::new();
+    if let Some(code) = &l.code {
+        suggestions.push(json!({"code": code, "level": l.level, "name": l.name,
+            "confidence": l.confidence, "path": l.path, "source": "classifier"}));
     }
-    out
+    if let Some(g) = l
+        .evidence
+        .guess
+        .as_ref()
+        .filter(|g| l.code.as_ref() != Some(&g.code))
+    {
+        suggestions.push(json!({"code": g.code, "level": g.level, "name": g.name,
+            "confidence": g.confidence, "path": g.path, "source": "guess"}));
+    }
+    for a in &l.evidence.alternatives {
+        suggestions.push(json!({"code": a.code, "level": a.level, "name": a.name,
+            "confidence": a.confidence, "path": a.path, "source": "alternative"}));
+    }
+    let mut context = o.context;
+    context.insert("vote_path".into(), json!(l.evidence.vote_path));
+    Some(NewItem {
+        queue: queue.to_string(),
+        text: o.text.to_string(),
+        taxonomy: taxonomy.to_string(),
+        external_id: o.external_id,
+        amount: o.amount.filter(|a| a.is_finite() && *a >= 0.0),
+        uncertainty: (1.0 - l.confidence as f64).clamp(0.0, 1.0),
+        reason,
+        suggestions: serde_json::Value::Array(suggestions),
+        neighbors: serde_json::Value::Object(context),
+        model_version: Some(l.model_version.clone()),
+        double_review: None,
+    })
 }
 
 /// Route classified items into review (called by `POST /v1/classify` after classification):
-/// for each result, [`review_reason`] over the classifier's path and the neighbour vote of its
-/// first `knn_k` neighbours; items that go to review are enqueued (queue
-/// `classify.review_queue`, exposure = `amount`, uncertainty = 1 − confidence, the alternatives
-/// and neighbours as shown) and get their `review_id`. Fails (500) when an item that must go to
+/// [`review_item`] for each result; items that go to review are enqueued (queue
+/// `classify.review_queue`) and get their `review_id`. Fails (500) when an item that must go to
 /// review cannot be enqueued — nothing is dropped silently.
 pub async fn route_classified(
     s: &AppState,
     tm: &TaxonomyModel,
     items: &[ClassifyItem],
-    neighbors: &[Vec<Neighbor>],
+    labels: &[LabelResult],
     results: &mut [ClassifyResult],
 ) -> Result<(), ApiError> {
     let ctx = s.review();
-    let queue = s.config().classify.review_queue.clone();
-    let tax = &tm.taxonomy;
-    let k = tm.classifier.knn_k().max(1);
-    let model_version = tm.classifier.model_version().to_string();
+    let queue = &s.config().classify.review_queue;
     let mut todo: Vec<(usize, NewItem)> = Vec::new();
-    for (i, r) in results.iter().enumerate() {
-        let decision = if r.decision == "auto" {
-            Decision::Auto
-        } else {
-            Decision::Review
-        };
-        let cls: Vec<&str> = r
-            .label
-            .as_ref()
-            .map(|l| l.path.iter().map(|p| p.code.as_str()).collect())
-            .unwrap_or_default();
-        let nb: Vec<(&str, f32)> = neighbors
-            .get(i)
-            .map(|v| {
-                v.iter()
-                    .take(k)
-                    .map(|n| (n.code.as_str(), n.similarity))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let vote = neighbour_vote_path(tax, &nb);
-        let vote_refs: Vec<&str> = vote.iter().map(String::as_str).collect();
-        let Some(reason) = review_reason(decision, &cls, &vote_refs, &ctx.qa) else {
-            continue;
-        };
+    for (i, (r, l)) in results.iter().zip(labels).enumerate() {
         let it = &items[i];
-        let mut suggestions = Vec::new();
-        if let Some(l) = &r.label {
-            suggestions.push(json!({"code": l.code, "level": l.level, "name": l.name,
-                "confidence": r.confidence, "source": "classifier"}));
+        let mut context = serde_json::Map::new();
+        context.insert("neighbors".into(), json!(r.neighbors));
+        context.insert(
+            "borrower".into(),
+            json!({"borrower_name": it.borrower_name, "business_scope": it.business_scope,
+                "declared": r.declared}),
+        );
+        let offered = Offered {
+            text: &it.text,
+            external_id: it.id.clone(),
+            amount: it.amount,
+            label: l,
+            context,
+        };
+        if let Some(item) = review_item(&ctx.qa, queue, tm.taxonomy.id(), offered) {
+            todo.push((i, item));
         }
-        // Offered to the reviewer, best first: the label, the best guess when the label stops
-        // above it, then the alternative classes — each with its path.
-        if let Some(g) = r
-            .guess
-            .as_ref()
-            .filter(|g| r.label.as_ref().map(|l| &l.code) != Some(&g.code))
-        {
-            suggestions.push(json!({"code": g.code, "level": g.level, "name": g.name,
-                "confidence": g.path.last().map(|p| p.confidence).unwrap_or(0.0),
-                "path": g.path, "source": "guess"}));
-        }
-        for a in &r.alternatives {
-            suggestions.push(json!({"code": a.code, "level": a.level, "name": a.name,
-                "confidence": a.confidence, "path": a.path, "source": "alternative"}));
-        }
-        todo.push((
-            i,
-            NewItem {
-                queue: queue.clone(),
-                text: it.text.clone(),
-                taxonomy: tax.id().to_string(),
-                external_id: it.id.clone(),
-                amount: it.amount,
-                uncertainty: (1.0 - r.confidence as f64).clamp(0.0, 1.0),
-                reason,
-                suggestions: serde_json::Value::Array(suggestions),
-                neighbors: json!({"neighbors": r.neighbors, "vote_path": vote,
-                    "borrower": {"borrower_name": it.borrower_name, "business_scope": it.business_scope,
-                        "declared": r.declared}}),
-                model_version: Some(model_version.clone()),
-                double_review: None,
-            },
-        ));
     }
     if todo.is_empty() {
         return Ok(());
@@ -450,24 +420,81 @@ fn reviewed_point(label: &FinalLabel, vector: Vec<f32>, model_version: String) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use touxiang_datasets::{Alternative, Decision, Evidence, PathStep};
+
+    fn step(code: &str) -> PathStep {
+        PathStep {
+            code: code.into(),
+            name: String::new(),
+            confidence: 0.9,
+        }
+    }
+
+    fn label(decision: Decision, path: &[&str], vote: &[&str]) -> LabelResult {
+        let alt = |code: &str| Alternative {
+            code: code.into(),
+            level: "class".into(),
+            name: String::new(),
+            confidence: 0.4,
+            path: ["I", "65", "653", code].iter().map(|c| step(c)).collect(),
+        };
+        LabelResult {
+            code: path.last().map(|c| c.to_string()),
+            level: Some("section".into()),
+            name: None,
+            path: path.iter().map(|c| step(c)).collect(),
+            confidence: 0.9,
+            decision,
+            model_version: "m".into(),
+            taxonomy_version: "gbt4754-2017".into(),
+            evidence: Evidence {
+                guess: Some(alt("6531")),
+                alternatives: vec![alt("6531"), alt("6532")],
+                vote_path: vote.iter().map(|c| c.to_string()).collect(),
+            },
+        }
+    }
+
+    fn offered(l: &LabelResult) -> Offered<'_> {
+        Offered {
+            text: "t",
+            external_id: Some("a1".into()),
+            amount: Some(-5.0),
+            label: l,
+            context: serde_json::Map::new(),
+        }
+    }
 
     #[test]
-    fn neighbour_vote() {
-        let t = Taxonomy::gbt4754();
-        // Unanimous class → full path.
-        let v = neighbour_vote_path(t, &[("6291", 0.9), ("6291", 0.8)]);
-        assert_eq!(v, ["H", "62", "629", "6291"]);
-        // Same division, split classes: the vote stops where no majority exists.
-        let v = neighbour_vote_path(t, &[("6291", 0.9), ("6210", 0.9)]);
-        assert_eq!(v, ["H", "62"]);
-        // Weighted majority wins.
-        let v = neighbour_vote_path(t, &[("6291", 0.9), ("6291", 0.8), ("1311", 0.85)]);
-        assert_eq!(v, ["H", "62", "629", "6291"]);
-        // Unknown codes and non-positive similarities do not vote.
-        assert!(neighbour_vote_path(t, &[("ZZZ", 0.9), ("6291", 0.0)]).is_empty());
-        assert!(neighbour_vote_path(t, &[]).is_empty());
-        // A coarse neighbour counts at the levels it reaches.
-        let v = neighbour_vote_path(t, &[("62", 0.9), ("6291", 0.5)]);
-        assert_eq!(v, ["H", "62", "629", "6291"]);
+    fn one_rule_routes_review_disagreement_and_qa_samples() {
+        let never = Sampler::seeded(0.0, 1).unwrap();
+        let always = Sampler::seeded(1.0, 1).unwrap();
+        let r = label(Decision::Review, &["I"], &["I", "65"]);
+        let it = review_item(&never, "q", "gbt4754-2017", offered(&r)).unwrap();
+        assert_eq!(it.reason, touxiang_review::Reason::Review);
+        // the label, then the guess below it, then the alternative classes, each with its path
+        let sources: Vec<&str> = it
+            .suggestions
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["source"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            sources,
+            ["classifier", "guess", "alternative", "alternative"]
+        );
+        assert_eq!(it.suggestions[1]["path"][3]["code"], "6531");
+        assert_eq!(it.neighbors["vote_path"], serde_json::json!(["I", "65"]));
+        assert_eq!(it.amount, None, "a negative amount weighs as unknown");
+        // auto, but the neighbours vote for another section
+        let d = label(Decision::Auto, &["I", "65"], &["F"]);
+        let it = review_item(&never, "q", "gbt4754-2017", offered(&d)).unwrap();
+        assert_eq!(it.reason, touxiang_review::Reason::Disagreement);
+        // auto and agreeing: only a QA sample sends it
+        let a = label(Decision::Auto, &["I", "65"], &["I"]);
+        assert!(review_item(&never, "q", "gbt4754-2017", offered(&a)).is_none());
+        let it = review_item(&always, "q", "gbt4754-2017", offered(&a)).unwrap();
+        assert_eq!(it.reason, touxiang_review::Reason::QaSample);
     }
 }

@@ -15,7 +15,7 @@ pub struct ReviewRequest<'a> {
     pub id: &'a str,
     /// Original (not normalised) text.
     pub text: &'a str,
-    /// The label that needs a human decision.
+    /// The row's label (with its evidence: guess, alternatives, neighbour vote).
     pub label: &'a LabelResult,
     /// The row's balance, when the input has one: the exposure the review queue weighs the
     /// item's uncertainty by (priority = uncertainty × exposure), as `/v1/classify` does with
@@ -23,11 +23,14 @@ pub struct ReviewRequest<'a> {
     pub amount: Option<f64>,
 }
 
-/// Where rows whose decision is `review` go when the run asks for review (`--review`).
-/// The lead implements it over the review store (touxiang-review).
+/// Where labeled rows are offered when the run asks for review (`--review`). The sink applies
+/// the service's one routing rule (`review` decisions, disagreements with the neighbour vote, QA
+/// samples of `auto` decisions — the same as `/v1/classify`), implemented over the review
+/// store (touxiang-review) by the service.
 pub trait ReviewSink: Send + Sync {
-    /// Enqueue one row; returns its review id (e.g. `rv_...`). Must be idempotent on `key`.
-    fn enqueue(&self, request: &ReviewRequest<'_>) -> Result<String, ReviewSinkError>;
+    /// Offer one labeled row; returns its review id (e.g. `rv_...`) when the row was routed to
+    /// review, `None` when not. Must be idempotent on `key`: a key already routed answers its id.
+    fn offer(&self, request: &ReviewRequest<'_>) -> Result<Option<String>, ReviewSinkError>;
 }
 
 /// Failure of a review sink (stops the run; it can be resumed).

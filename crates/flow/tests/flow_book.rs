@@ -420,6 +420,7 @@ impl touxiang_datasets::Labeler for MemoOnly {
                     },
                     model_version: "memo".into(),
                     taxonomy_version: "gbt4754-2017".into(),
+                    evidence: Default::default(),
                 }
             })
             .collect())

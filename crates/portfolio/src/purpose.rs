@@ -138,6 +138,7 @@ impl Labeler for KeywordPurposeLabeler {
                     },
                     model_version: self.model_version(),
                     taxonomy_version: self.taxonomy_version(),
+                    evidence: Default::default(),
                 }
             })
             .collect())

@@ -51,6 +51,7 @@ impl Labeler for KeywordLabeler {
                     decision: Decision::Auto,
                     model_version: "kw-test".into(),
                     taxonomy_version: "gbt4754-2017".into(),
+                    evidence: Default::default(),
                 },
                 None => LabelResult {
                     code: None,
@@ -61,6 +62,7 @@ impl Labeler for KeywordLabeler {
                     decision: Decision::Review,
                     model_version: "kw-test".into(),
                     taxonomy_version: "gbt4754-2017".into(),
+                    evidence: Default::default(),
                 },
             })
             .collect())

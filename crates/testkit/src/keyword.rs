@@ -209,6 +209,7 @@ impl KeywordLabeler {
             },
             model_version: self.model_version.clone(),
             taxonomy_version: "gbt4754-2017".into(),
+            evidence: Default::default(),
         }
     }
 }

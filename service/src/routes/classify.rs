@@ -242,6 +242,10 @@ pub async fn classify(
         .classifier
         .classify_batch(&texts, &embeddings, &neighbors, &opts)
         .map_err(|e| ApiError::Backend(format!("classifier: {e}")))?;
+    let labels: Vec<touxiang_datasets::LabelResult> = classified
+        .iter()
+        .map(|c| tm.classifier.to_label_result(c))
+        .collect();
     let mut results = Vec::with_capacity(classified.len());
     for (it, c) in req.items.iter().zip(classified) {
         metrics::counter!("touxiang_classify_decisions_total", "decision" => c.decision.as_str())
@@ -303,7 +307,7 @@ pub async fn classify(
         });
     }
     // Review routing: `review` decisions, classifier vs neighbour-vote disagreement, QA samples.
-    crate::review::route_classified(&s, tm, &req.items, &neighbors, &mut results).await?;
+    crate::review::route_classified(&s, tm, &req.items, &labels, &mut results).await?;
     Ok(Json(ClassifyResponse {
         model_version: tm.classifier.model_version().to_string(),
         taxonomy_version: tm.taxonomy.version().to_string(),

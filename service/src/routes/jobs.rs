@@ -436,11 +436,13 @@ pub async fn create_job(State(s): State<AppState>, req: Request) -> Result<Respo
         let cfg = s.config().clone();
         let t = taxonomy.clone();
         let store = s.review().store.clone();
-        let sink =
-            tokio::task::spawn_blocking(move || ReviewStoreSink::with_store(&cfg, store, &t))
-                .await
-                .map_err(|e| ApiError::Internal(format!("worker failed: {e}")))?
-                .map_err(|e| ApiError::Backend(format!("review queue unavailable: {e:#}")))?;
+        let qa_rate = s.review().qa.rate();
+        let sink = tokio::task::spawn_blocking(move || {
+            ReviewStoreSink::with_store(&cfg, store, &t, qa_rate)
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("worker failed: {e}")))?
+        .map_err(|e| ApiError::Backend(format!("review queue unavailable: {e:#}")))?;
         hooks.review = Some(std::sync::Arc::new(sink));
     }
     let job = s.jobs().spawn(opts, labeler, hooks)?;

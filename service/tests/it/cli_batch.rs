@@ -55,9 +55,14 @@ fn touxiang(e: &Env, args: &[&str]) -> Output {
 /// `touxiang ARGS` with the real encoder (fetched once by the test binary) and the shipped
 /// GB/T artifact, as a user runs it.
 fn touxiang_with_model(e: &Env, args: &[&str]) -> Output {
+    touxiang_with_model_env(e, args, &[])
+}
+
+fn touxiang_with_model_env(e: &Env, args: &[&str], envs: &[(&str, &str)]) -> Output {
     crate::common::model();
     Command::new(env!("CARGO_BIN_EXE_touxiang"))
         .args(args)
+        .envs(envs.iter().copied())
         .arg("--data-dir")
         .arg(&e.data)
         .arg("--model-dir")
@@ -188,62 +193,105 @@ fn batch_end_to_end_shards_and_diff() {
     );
 }
 
+fn batch_review_run(e: &Env, input: &Path, out: &Path, qa_rate: &str) -> serde_json::Value {
+    let o = touxiang_with_model_env(
+        e,
+        &[
+            "batch",
+            "--input",
+            p(input),
+            "--output",
+            p(out),
+            "--review",
+            "--balance-column",
+            "balance",
+            "--no-progress",
+        ],
+        &[("TOUXIANG_CLASSIFY__QA_SAMPLE_RATE", qa_rate)],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+}
+
+/// Review items of the data dir: (external id, reason, amount).
+fn review_items(e: &Env) -> Vec<(String, String, Option<f64>)> {
+    let c = rusqlite::Connection::open(e.data.join("review.sqlite")).unwrap();
+    let mut q = c
+        .prepare("SELECT external_id, reason, amount FROM items ORDER BY external_id")
+        .unwrap();
+    q.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
 #[test]
 fn batch_review_routing_is_idempotent() {
     let e = env();
     let input = e.dir.join("in.csv");
     write_input(&input, 60);
     let out = e.dir.join("out.csv");
-    let run = || {
-        let o = touxiang_with_model(
-            &e,
-            &[
-                "batch",
-                "--input",
-                p(&input),
-                "--output",
-                p(&out),
-                "--review",
-                "--balance-column",
-                "balance",
-                "--no-progress",
-            ],
-        );
-        assert!(o.status.success(), "{}", text(&o));
-        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
-    };
-    let s1 = run();
+    let s1 = batch_review_run(&e, &input, &out, "0");
     let review_rows = s1["counters"]["review_rows"].as_u64().unwrap();
     assert!(
         review_rows > 0,
         "the classifier abstains on 补充流动资金 and sends it to review"
     );
-    assert_eq!(s1["counters"]["reviews_enqueued"], review_rows);
-    let count = || -> i64 {
-        let c = rusqlite::Connection::open(e.data.join("review.sqlite")).unwrap();
-        c.query_row("SELECT count(*) FROM items", [], |r| r.get(0))
-            .unwrap()
-    };
-    assert_eq!(count(), review_rows as i64);
+    // every `review` decision is routed, and (the rule of /v1/classify) so is an `auto` label
+    // the neighbour vote disagrees with
+    let enqueued = s1["counters"]["reviews_enqueued"].as_u64().unwrap();
+    assert!(enqueued >= review_rows, "{s1}");
+    let items = review_items(&e);
+    assert_eq!(items.len() as u64, enqueued);
+    let reviews = items.iter().filter(|i| i.1 == "review").count() as u64;
+    assert_eq!(reviews, review_rows);
+    assert!(items
+        .iter()
+        .all(|i| i.1 == "review" || i.1 == "disagreement"));
     // Each item carries its row's balance as the exposure its priority weighs.
-    let c = rusqlite::Connection::open(e.data.join("review.sqlite")).unwrap();
-    let mut q = c.prepare("SELECT external_id, amount FROM items").unwrap();
-    let amounts: Vec<(String, Option<f64>)> = q
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    for (id, amount) in &amounts {
+    for (id, _, amount) in &items {
         let i: f64 = id.trim_start_matches('L').parse().unwrap();
         assert_eq!(*amount, Some(100.0 + i), "{id}");
     }
     // Output rows carry the review ids.
     let outp = std::fs::read_to_string(&out).unwrap();
-    assert_eq!(outp.matches(",rv_").count() as u64, review_rows);
+    assert_eq!(outp.matches(",rv_").count() as u64, enqueued);
     // The same run again (same keys) does not enqueue the rows twice.
-    let s2 = run();
+    let s2 = batch_review_run(&e, &input, &out, "0");
     assert_eq!(s2["counters"]["review_rows"], review_rows);
-    assert_eq!(count(), review_rows as i64);
+    assert_eq!(review_items(&e).len() as u64, enqueued);
+}
+
+#[test]
+fn batch_review_routing_follows_the_classify_rule_qa_samples_included() {
+    let e = env();
+    let input = e.dir.join("in.csv");
+    write_input(&input, 20);
+    let out = e.dir.join("out.csv");
+    // QA rate 1: every `auto` label is sampled, as /v1/classify would at that rate
+    let s = batch_review_run(&e, &input, &out, "1");
+    assert_eq!(s["counters"]["reviews_enqueued"], 20, "{s}");
+    let items = review_items(&e);
+    assert_eq!(items.len(), 20);
+    assert!(items.iter().any(|i| i.1 == "qa_sample"), "{items:?}");
+    // the item offers the alternative classes with their paths, as a classify item does
+    let c = rusqlite::Connection::open(e.data.join("review.sqlite")).unwrap();
+    let sugg: String = c
+        .query_row(
+            "SELECT suggestions FROM items WHERE reason = 'review' LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let sugg: serde_json::Value = serde_json::from_str(&sugg).unwrap();
+    let alt = sugg
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["source"] == "alternative")
+        .unwrap_or_else(|| panic!("no alternative in {sugg}"));
+    assert_eq!(alt["level"], "class", "{sugg}");
+    assert_eq!(alt["path"].as_array().unwrap().len(), 4, "{sugg}");
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! calibrated scoring and decision, results with alternatives and evidence.
 
 use candle_core::{Device, Tensor};
-use touxiang_datasets::{LabelResult, PathStep};
+use touxiang_datasets::{neighbour_vote_path, Evidence as LabelEvidence, LabelResult, PathStep};
 
 use super::{
     combine, decide, exact_match, knn_vote, Alternative, Calibration, Classification, Classifier,
@@ -346,12 +346,29 @@ impl Classifier {
             Some(f) if opts.keywords > 0 => f(text, opts.keywords),
             _ => Vec::new(),
         };
+        let vote_path = neighbour_vote_path(
+            &nb.iter()
+                .take(self.knn_k)
+                .map(|n| (n.code.as_str(), n.similarity))
+                .collect::<Vec<_>>(),
+            |c| {
+                tree.find(c)
+                    .map(|i| {
+                        tree.path(i)
+                            .iter()
+                            .map(|&j| tree.nodes[j].code.clone())
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            },
+        );
         Classification {
             label,
             confidence,
             decision: dec.decision,
             alternatives,
             guess,
+            vote_path,
             neighbors: nb,
             keywords,
             full_path,
@@ -414,6 +431,17 @@ impl Classifier {
             decision: c.decision,
             model_version: self.model_version.clone(),
             taxonomy_version: self.tree.version.clone(),
+            evidence: LabelEvidence {
+                guess: c.guess.as_ref().map(|g| Alternative {
+                    code: g.code.clone(),
+                    level: g.level.clone(),
+                    name: g.name.clone(),
+                    confidence: g.path.last().map_or(0.0, |p| p.confidence),
+                    path: g.path.clone(),
+                }),
+                alternatives: c.alternatives.clone(),
+                vote_path: c.vote_path.clone(),
+            },
         }
     }
 }

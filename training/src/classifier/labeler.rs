@@ -55,8 +55,9 @@ impl EmbeddingLabeler {
 
 impl Labeler for EmbeddingLabeler {
     fn label(&self, texts: &[&str]) -> Result<Vec<LabelResult>, LabelError> {
+        // the alternatives are what a review item offers; neighbours and keywords are not kept
         let opts = ClassifyOptions {
-            top_k: 0,
+            top_k: 3,
             show_neighbors: 0,
             keywords: 0,
         };

@@ -22,6 +22,7 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+pub use touxiang_datasets::Alternative;
 use touxiang_datasets::{Decision, PathStep};
 
 use crate::confidence::StepModel;
@@ -154,18 +155,6 @@ pub struct HeadOutputs {
     pub roles: crate::role_cues::RoleHits,
 }
 
-/// A candidate at the taxonomy's finest level (a class of GB/T 4754), with its path.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Alternative {
-    pub code: String,
-    pub level: String,
-    pub name: String,
-    /// Calibrated probability of the candidate at its level.
-    pub confidence: f32,
-    /// Root first, down to the candidate; each step's calibrated probability.
-    pub path: Vec<PathStep>,
-}
-
 /// The label part of a result (API: `label`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Label {
@@ -186,6 +175,11 @@ pub struct Classification {
     /// The best candidate's full path down to the finest level, also when `label` stops higher
     /// or is `null` (what a reviewer is offered first); `None` for vague text.
     pub guess: Option<Label>,
+    /// The path the first `knn_k` neighbours agree on by similarity-weighted majority, level
+    /// by level ([`touxiang_datasets::neighbour_vote_path`]); review routing sends a label whose
+    /// path disagrees with it to review.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vote_path: Vec<String>,
     pub neighbors: Vec<Neighbor>,
     pub keywords: Vec<String>,
     /// The full path down to a leaf before abstention (for evaluation; `guess` in the API).

@@ -169,24 +169,25 @@ pub(super) fn process_chunk(
                 if label.decision == Decision::Review {
                     state.counters.review_rows += 1;
                     Progress::add(&progress.review_rows, 1);
-                    if opts.review {
-                        let sink = hooks.review.as_ref().expect("checked at start");
-                        let key = format!("{fp}:{}", raw.row);
-                        let id = sink
-                            .enqueue(&ReviewRequest {
-                                key: &key,
-                                row: raw.row,
-                                id: &raw.id,
-                                text: &raw.text,
-                                label,
-                                amount: raw.balance,
-                            })
-                            .map_err(|e| BatchError::Review {
-                                row: raw.row,
-                                message: e.to_string(),
-                            })?;
+                }
+                if opts.review {
+                    let sink = hooks.review.as_ref().expect("checked at start");
+                    let key = format!("{fp}:{}", raw.row);
+                    review_id = sink
+                        .offer(&ReviewRequest {
+                            key: &key,
+                            row: raw.row,
+                            id: &raw.id,
+                            text: &raw.text,
+                            label,
+                            amount: raw.balance,
+                        })
+                        .map_err(|e| BatchError::Review {
+                            row: raw.row,
+                            message: e.to_string(),
+                        })?;
+                    if review_id.is_some() {
                         state.counters.reviews_enqueued += 1;
-                        review_id = Some(id);
                     }
                 }
                 if let Some(d) = state.diff.as_mut() {

@@ -1,4 +1,6 @@
-//! Review routing: review rows go to the sink and carry review ids.
+//! Review routing: every labeled row is offered to the sink; the rows it routes carry review
+//! ids. (The service's sink applies the routing rule of `/v1/classify`; this one routes
+//! `review` decisions only.)
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,10 +17,15 @@ use super::{dir, sample_csv};
 struct MemorySink {
     by_key: Mutex<HashMap<String, String>>,
     texts: Mutex<Vec<(u64, String, String)>>,
+    offered: Mutex<usize>,
 }
 
 impl ReviewSink for MemorySink {
-    fn enqueue(&self, r: &ReviewRequest<'_>) -> Result<String, ReviewSinkError> {
+    fn offer(&self, r: &ReviewRequest<'_>) -> Result<Option<String>, ReviewSinkError> {
+        *self.offered.lock().unwrap() += 1;
+        if r.label.decision != touxiang_datasets::Decision::Review {
+            return Ok(None);
+        }
         let mut m = self.by_key.lock().unwrap();
         let n = m.len();
         let id = m
@@ -29,7 +36,7 @@ impl ReviewSink for MemorySink {
             .lock()
             .unwrap()
             .push((r.row, r.id.to_string(), r.text.to_string()));
-        Ok(id)
+        Ok(Some(id))
     }
 }
 
@@ -63,6 +70,11 @@ fn review_rows_go_to_the_sink_and_carry_review_ids() {
         .iter()
         .all(|r| r.review_id.is_some() == (r.decision.as_deref() == Some("review"))));
     assert_eq!(s.counters.reviews_enqueued as usize, review.len());
+    assert_eq!(
+        *sink.offered.lock().unwrap(),
+        rows.len(),
+        "every row is offered"
+    );
     let sent = sink.texts.lock().unwrap();
     assert_eq!(sent.len(), review.len());
     let src = touxiang_testkit::sample_rows(200);

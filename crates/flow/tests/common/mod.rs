@@ -51,6 +51,7 @@ impl Labeler for TruthLabeler {
                     decision: Decision::Auto,
                     model_version: "truth".into(),
                     taxonomy_version: "gbt4754-2017".into(),
+                    evidence: Default::default(),
                 }
             })
             .collect())

@@ -58,6 +58,7 @@ impl Labeler for NameMatchLabeler {
                         decision: Decision::Auto,
                         model_version: self.model_version(),
                         taxonomy_version: self.taxonomy_version(),
+                        evidence: Default::default(),
                     },
                     None => LabelResult {
                         code: None,
@@ -68,6 +69,7 @@ impl Labeler for NameMatchLabeler {
                         decision: Decision::Review,
                         model_version: self.model_version(),
                         taxonomy_version: self.taxonomy_version(),
+                        evidence: Default::default(),
                     },
                 }
             })
