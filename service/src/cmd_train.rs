@@ -101,10 +101,11 @@ fn with_written_exemplars(
     dir: &std::path::Path,
     files: &[PathBuf],
     calib: &[PathBuf],
-) -> anyhow::Result<Option<tempfile::TempDir>> {
+) -> anyhow::Result<(Option<tempfile::TempDir>, Vec<(String, usize)>)> {
     if files.is_empty() {
-        return Ok(None);
+        return Ok((None, Vec::new()));
     }
+    let mut written = Vec::new();
     let arts = touxiang_training::Artifacts::load(dir)
         .with_context(|| format!("--recalibrate {}", dir.display()))?;
     let tax = crate::engine::taxonomy_registry(cfg)?
@@ -135,6 +136,7 @@ fn with_written_exemplars(
             }
         }
         eprintln!("{}: {added} written exemplars added", f.display());
+        written.push((f.display().to_string(), added));
     }
     let staged = tempfile::Builder::new()
         .prefix(".touxiang-exemplars-")
@@ -142,12 +144,14 @@ fn with_written_exemplars(
         .context("staging the artifact")?;
     for e in std::fs::read_dir(dir)? {
         let e = e?;
-        if e.file_type()?.is_file() && e.file_name() != "exemplars.jsonl" {
+        // the exemplar vectors are re-derived from the texts (through the embedding cache)
+        let skip = ["exemplars.jsonl", "exemplars.safetensors"];
+        if e.file_type()?.is_file() && !skip.iter().any(|f| e.file_name() == *f) {
             std::fs::copy(e.path(), staged.path().join(e.file_name()))?;
         }
     }
     touxiang_training::write_exemplar_lines(staged.path(), &texts, &codes, &sources)?;
-    Ok(Some(staged))
+    Ok((Some(staged), written))
 }
 
 fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
@@ -188,9 +192,10 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         );
     }
     if let Some(dir) = &a.recalibrate {
-        let staged = with_written_exemplars(&cfg, dir, &a.exemplar_examples, &a.calib_examples)?;
+        let (staged, written) =
+            with_written_exemplars(&cfg, dir, &a.exemplar_examples, &a.calib_examples)?;
         let from = staged.as_ref().map_or(dir.as_path(), |t| t.path());
-        return recalibrate(&cfg, from, &a.calib_examples, &out, a.precision_z);
+        return recalibrate(&cfg, from, &a.calib_examples, &out, a.precision_z, &written);
     }
     let (tax, tree, source) = match (&a.taxonomy_csv, &a.examples) {
         (Some(csv), Some(ex)) => {
@@ -278,6 +283,7 @@ fn recalibrate(
     calib: &[PathBuf],
     out: &std::path::Path,
     precision_z: Option<f64>,
+    written_exemplars: &[(String, usize)],
 ) -> anyhow::Result<()> {
     anyhow::ensure!(
         !calib.is_empty(),
@@ -318,6 +324,7 @@ fn recalibrate(
             cache_dir: Some(&cache),
             out_root: out,
             precision_z,
+            written_exemplars,
         },
     )?;
     println!("{}", serde_json::to_string_pretty(&report)?);

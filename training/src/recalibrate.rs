@@ -23,6 +23,9 @@ pub struct RecalibrateOptions<'a> {
     pub out_root: &'a Path,
     /// [`DecisionTargets::precision_z`]; `None` = the artifact's own.
     pub precision_z: Option<f64>,
+    /// Written loan lines the caller added to the artifact's exemplars before this call
+    /// (file, lines added), recorded in the report.
+    pub written_exemplars: &'a [(String, usize)],
 }
 
 /// What [`recalibrate`] did.
@@ -34,6 +37,9 @@ pub struct RecalibrationReport {
     pub artifact_dir: PathBuf,
     /// Labeled texts the calibration was fitted on.
     pub examples: usize,
+    /// Written loan lines added to the exemplars with this recalibration (file, lines).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub written_exemplars: Vec<(String, usize)>,
     /// Metrics on those texts with the new calibration (in-sample for the mixture and the
     /// temperatures; thresholds were chosen on out-of-fold step confidences).
     pub calib: SplitMetrics,
@@ -53,6 +59,7 @@ pub fn recalibrate(
         cache_dir,
         out_root,
         precision_z,
+        written_exemplars,
     } = *opts;
     if loans.len() < 50 {
         return Err(TrainError::Invalid(format!(
@@ -128,6 +135,7 @@ pub fn recalibrate(
         model_version: model_version.clone(),
         artifact_dir: artifact_dir.clone(),
         examples: loans.len(),
+        written_exemplars: written_exemplars.to_vec(),
         calib,
     };
     let meta = &mut arts.meta;

@@ -54,6 +54,7 @@ fn recalibration_writes_a_new_version_that_loads_and_classifies() {
             cache_dir: None,
             out_root: out.path(),
             precision_z: None,
+            written_exemplars: &[],
         },
     )
     .unwrap();
@@ -99,6 +100,7 @@ fn recalibration_refuses_too_few_texts() {
             cache_dir: None,
             out_root: d.path(),
             precision_z: None,
+            written_exemplars: &[],
         },
     )
     .unwrap_err()
@@ -158,6 +160,7 @@ fn a_recalibration_keeps_the_artifacts_precision_margin_unless_told() {
                 cache_dir: None,
                 out_root: &out,
                 precision_z: z,
+                written_exemplars: &[],
             },
         )
         .unwrap();

@@ -145,3 +145,97 @@ async fn seeding_completes_once_and_a_restart_embeds_nothing() {
     assert_eq!(again, 0, "a restart after seeding embeds nothing");
     assert_eq!(m2.seeding.get(), (added, added));
 }
+
+/// `touxiang train --recalibrate ART --exemplar-examples FILE`: written lines join the
+/// artifact's exemplars (vague ones skipped, each line once) and are recorded in the report; a
+/// file given both as exemplars and as calibration is refused, naming it.
+#[test]
+fn recalibration_adds_written_exemplars() {
+    let data = tempfile::tempdir().unwrap();
+    let art = crate::common::train_mini(data.path());
+    let before = std::fs::read_to_string(art.join("exemplars.jsonl")).unwrap();
+    let calib = data.path().join("calib.jsonl");
+    let mut lines = String::new();
+    for (code, texts) in crate::common::MINI_EXAMPLES {
+        for t in texts.iter() {
+            for prefix in ["", "借款人", "用于"] {
+                lines.push_str(&format!(
+                    "{}\n",
+                    serde_json::json!({"text": format!("{prefix}{t}"), "code": code})
+                ));
+            }
+        }
+    }
+    std::fs::write(&calib, lines).unwrap();
+    let written = data.path().join("written.jsonl");
+    std::fs::write(
+        &written,
+        [
+            r#"{"text": "烤肉店购置排烟设备", "code": "H1", "borrower_name": "老王烤肉"}"#,
+            r#"{"text": "烤肉店购置排烟设备", "code": "H1", "borrower_name": "老王烤肉"}"#,
+            r#"{"text": "资金周转", "code": "__vague__"}"#,
+            r#"{"text": "制衣厂采购面料", "code": "C2"}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let out = data.path().join("out");
+    let run = |exemplars: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_touxiang"))
+            .args(["train", "--data-dir"])
+            .arg(data.path())
+            .arg("--model-dir")
+            .arg(touxiang_model::test_model_dir())
+            .arg("--recalibrate")
+            .arg(&art)
+            .arg("--exemplar-examples")
+            .arg(exemplars)
+            .arg("--calib-examples")
+            .arg(&calib)
+            .arg("--out")
+            .arg(&out)
+            .env_remove("TOUXIANG_DATA_DIR")
+            .output()
+            .unwrap()
+    };
+    let o = run(&written);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("2 written exemplars added"), "{err}");
+    let dir = std::fs::read_dir(out.join("mini"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.join("metadata.json").exists())
+        .unwrap();
+    let after = std::fs::read_to_string(dir.join("exemplars.jsonl")).unwrap();
+    assert!(after.starts_with(before.trim_end()));
+    let added: Vec<serde_json::Value> = after[before.len()..]
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        added,
+        [
+            serde_json::json!({"text": "老王烤肉，烤肉店购置排烟设备", "code": "H1", "source": "seed"}),
+            serde_json::json!({"text": "制衣厂采购面料", "code": "C2", "source": "seed"}),
+        ]
+    );
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("metadata.json")).unwrap()).unwrap();
+    let rec = &meta["report"]["recalibration"]["written_exemplars"];
+    assert_eq!(rec[0][1], 2, "{rec}");
+    // the new exemplars take part: the recalibrated artifact loads with them in its lexical voter
+    let loaded = Artifacts::load(&dir).unwrap();
+    assert_eq!(
+        loaded.meta.model_version,
+        dir.file_name().unwrap().to_str().unwrap()
+    );
+    // the calibration file as its own exemplars: refused
+    let o = run(&calib);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("both as --exemplar-examples and --calib-examples"),
+        "{err}"
+    );
+}
