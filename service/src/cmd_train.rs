@@ -93,6 +93,9 @@ fn calib_loans(
     Ok(data.iter().map(|d| (d.loan(), d.code.clone())).collect())
 }
 
+/// Lines added per `--exemplar-examples` file.
+type WrittenCounts = Vec<(String, usize)>;
+
 /// `--exemplar-examples`: a staged copy of the artifact in `dir` whose `exemplars.jsonl` also
 /// carries the written lines of `files` (as the borrower fields and text read together, the
 /// way queries are read); `None` when there are none. Lines already there are not repeated.
@@ -101,7 +104,7 @@ fn with_written_exemplars(
     dir: &std::path::Path,
     files: &[PathBuf],
     calib: &[PathBuf],
-) -> anyhow::Result<(Option<tempfile::TempDir>, Vec<(String, usize)>)> {
+) -> anyhow::Result<(Option<tempfile::TempDir>, WrittenCounts)> {
     if files.is_empty() {
         return Ok((None, Vec::new()));
     }
