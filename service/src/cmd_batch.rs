@@ -47,7 +47,9 @@ pub struct BatchArgs {
     /// $JOB_COMPLETION_INDEX/N). Shard outputs concatenate to the full result.
     #[arg(long, value_parser = parse_shard)]
     pub shard: Option<Shard>,
-    /// Send rows whose decision is `review` to the review queue (classify.review_queue).
+    /// Route rows to the review queue (classify.review_queue) by the rule of `/v1/classify`:
+    /// `review` decisions, disagreements with the neighbour vote, QA samples of `auto` decisions
+    /// (classify.qa_sample_rate).
     #[arg(long)]
     pub review: bool,
     /// Column with the previous code of each row (for the diff report).
@@ -89,11 +91,15 @@ pub struct BatchArgs {
     /// Rows per chunk (unit of checkpoints and cancellation; default 4096).
     #[arg(long)]
     pub chunk_size: Option<usize>,
-    /// Label with the kNN vote over the training exemplars, as `serve` does, so the book gets
-    /// the labels online classify gives. First run embeds the shipped exemplars (about 2 min,
-    /// cached under DATA_DIR/embedding-cache); then about 15 % slower per distinct text.
-    /// Default: heads only.
+    /// Label without the kNN vote over the artifact's exemplars (heads-only calibration): faster
+    /// and no first-run embedding, but not the labels online classify gives. By default the
+    /// vote takes part, as in `serve`: the first run embeds the shipped exemplars (63 k for
+    /// GB/T, a few minutes; cached under DATA_DIR/embedding-cache), then labeling is about
+    /// 15 % slower per distinct text.
     #[arg(long)]
+    pub heads_only: bool,
+    /// The kNN vote (the default now; kept so existing scripts keep working).
+    #[arg(long, hide = true, conflicts_with = "heads_only")]
     pub neighbors: bool,
 }
 
@@ -152,7 +158,7 @@ pub fn run_with(cfg: &Config, a: &BatchArgs) -> anyhow::Result<BatchSummary> {
         .taxonomy
         .clone()
         .unwrap_or_else(|| cfg.classify.default_taxonomy.clone());
-    let labeler: Arc<dyn Labeler> = crate::engine::load_labeler(cfg, &taxonomy, a.neighbors)
+    let labeler: Arc<dyn Labeler> = crate::engine::load_labeler(cfg, &taxonomy, !a.heads_only)
         .with_context(|| {
             format!(
                 "touxiang batch needs the trained classifier for taxonomy '{taxonomy}' \
@@ -174,8 +180,8 @@ pub fn run_with(cfg: &Config, a: &BatchArgs) -> anyhow::Result<BatchSummary> {
     Ok(res?)
 }
 
-/// Routes rows of a batch run whose decision is `review` into the review store
-/// (`DATA_DIR/review.sqlite`, queue `classify.review_queue`).
+/// Routes the rows of a batch run that [`crate::review::review_item`] sends to review into the
+/// review store (`DATA_DIR/review.sqlite`, queue `classify.review_queue`).
 ///
 /// Idempotency: the batch engine gives each row a key and re-sends rows after a crash; the
 /// review store has no lookup by external key, so this sink keeps `key → review_id` in

@@ -153,7 +153,8 @@ pub struct BatchOptions {
     pub resume: bool,
     /// Process only this shard of the input.
     pub shard: Option<Shard>,
-    /// Send rows whose decision is `review` to the review sink (needs [`crate::BatchHooks::review`]).
+    /// Offer every labeled row to the review sink, which routes it (needs
+    /// [`crate::BatchHooks::review`]).
     pub review: bool,
     /// Column with the previous code of each row, for the diff report.
     pub old_code_column: Option<String>,

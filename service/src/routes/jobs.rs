@@ -81,7 +81,8 @@ pub struct JobRequest {
     pub resume: bool,
     /// `i/n`: process only shard i of n.
     pub shard: Option<String>,
-    /// Send `review` rows to the review queue.
+    /// Route rows to the review queue by the rule of `/v1/classify` (`review` decisions,
+    /// neighbour-vote disagreements, QA samples of `auto` decisions).
     #[serde(default)]
     pub review: bool,
     /// Column with previous codes (diff report).

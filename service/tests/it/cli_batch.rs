@@ -58,10 +58,19 @@ fn touxiang_with_model(e: &Env, args: &[&str]) -> Output {
     touxiang_with_model_env(e, args, &[])
 }
 
+/// `batch` runs here label `--heads-only`: the default kNN vote would first embed the shipped
+/// artifact's 63 k exemplars into each fresh data dir (minutes per test); the vote's path on the
+/// command line is `exemplar_index::command_line_labelers_vote_over_neighbours_unless_heads_only`.
 fn touxiang_with_model_env(e: &Env, args: &[&str], envs: &[(&str, &str)]) -> Output {
     crate::common::model();
+    let heads_only: &[&str] = if args.first() == Some(&"batch") {
+        &["--heads-only"]
+    } else {
+        &[]
+    };
     Command::new(env!("CARGO_BIN_EXE_touxiang"))
         .args(args)
+        .args(heads_only)
         .envs(envs.iter().copied())
         .arg("--data-dir")
         .arg(&e.data)

@@ -64,7 +64,7 @@ fn an_artifact_without_exemplar_vectors_gets_its_index_rebuilt() {
 }
 
 #[test]
-fn command_line_labelers_vote_over_neighbours_only_when_asked() {
+fn command_line_labelers_vote_over_neighbours_unless_heads_only() {
     use touxiang_datasets::Labeler;
     // a data dir holding the mini classifier in its shipped form (no exemplar vectors)
     let data = tempfile::tempdir().unwrap();
@@ -74,9 +74,9 @@ fn command_line_labelers_vote_over_neighbours_only_when_asked() {
     let mut cfg = test_config();
     cfg.data_dir = data.path().to_path_buf();
     let on = touxiang::engine::load_embedding_labeler(&cfg, "mini", true).unwrap();
-    assert!(on.index.is_some(), "--neighbors: exemplar index rebuilt");
+    assert!(on.index.is_some(), "default: exemplar index rebuilt");
     let off = touxiang::engine::load_embedding_labeler(&cfg, "mini", false).unwrap();
-    assert!(off.index.is_none(), "default: heads only");
+    assert!(off.index.is_none(), "--heads-only");
     // both label, with the same classifier version
     let texts = ["烧烤店购买冷柜", "采购热轧钢卷"];
     for l in [&on, &off] {
