@@ -39,6 +39,10 @@ pub struct EvalArgs {
     /// Also print top-1 accuracy per level for each `kind` of line (loan dev set).
     #[arg(long)]
     pub by_kind: bool,
+    /// Also write touxiang's prediction for every line here (JSONL: text, gold, returned path,
+    /// full top-1 path, confidences, top-5, decision), in input order, for error analysis.
+    #[arg(long, value_name = "FILE")]
+    pub predictions: Option<std::path::PathBuf>,
 }
 
 pub fn run(a: EvalArgs) -> anyhow::Result<()> {
@@ -63,12 +67,21 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     ensure_exemplar_index(&cfg, &mut m, &model)?;
     let embedder = E5(model);
     let cache = cfg.data_dir.join("embedding-cache");
-    let f = classifier_fn(
+    let classify = classifier_fn(
         &m.classifier,
         &embedder,
         m.exemplars.as_deref(),
         Some(&cache),
     );
+    // the main evaluation's records, in input order, for --predictions
+    let recorded = std::sync::Mutex::new(Some(Vec::new()));
+    let f = |texts: &[&str]| {
+        let recs = classify(texts)?;
+        if let Some(v) = recorded.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            v.extend(recs.iter().cloned());
+        }
+        Ok(recs)
+    };
     let baseline = a
         .baseline_train
         .as_ref()
@@ -101,6 +114,14 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
         if a.text_only { ", text only" } else { "" }
     );
     let report = eval_examples(&tax, &data, &what, Some(&f), baseline.as_ref(), &opts)?;
+    let recs = recorded
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+        .unwrap_or_default();
+    if let Some(path) = &a.predictions {
+        write_predictions(path, &data, recs)?;
+    }
     let files = write_report(&a.out, &report)?;
     print!("{}", report.summary());
     if a.by_kind {
@@ -135,5 +156,31 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
         }
     }
     eprintln!("report: {files:?}");
+    Ok(())
+}
+
+/// `--predictions FILE`: one JSON line per evaluated line, in input order.
+fn write_predictions(
+    path: &std::path::Path,
+    data: &[touxiang_eval::LabeledText],
+    recs: Vec<touxiang_eval::EvalRecord>,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    anyhow::ensure!(
+        recs.len() == data.len(),
+        "{} predictions for {} lines",
+        recs.len(),
+        data.len()
+    );
+    let mut w = std::io::BufWriter::new(
+        std::fs::File::create(path).with_context(|| format!("--predictions {}", path.display()))?,
+    );
+    for (mut r, d) in recs.into_iter().zip(data) {
+        r.gold = d.code.clone();
+        serde_json::to_writer(&mut w, &r)?;
+        writeln!(w)?;
+    }
+    w.flush()?;
+    eprintln!("predictions: {}", path.display());
     Ok(())
 }

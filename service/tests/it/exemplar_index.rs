@@ -239,3 +239,44 @@ fn recalibration_adds_written_exemplars() {
         "{err}"
     );
 }
+
+/// `touxiang eval --predictions FILE` writes one prediction per line, in input order, with the
+/// gold code, the returned and the full path.
+#[test]
+fn eval_writes_predictions_in_input_order() {
+    let data = tempfile::tempdir().unwrap();
+    crate::common::train_mini(data.path());
+    let lines = data.path().join("lines.jsonl");
+    std::fs::write(
+        &lines,
+        "{\"text\": \"烧烤店购买冷柜\", \"code\": \"H1\"}\n{\"text\": \"采购热轧钢卷\", \"code\": \"C1\"}\n{\"text\": \"水稻插秧\", \"code\": \"A1\"}\n",
+    )
+    .unwrap();
+    let preds = data.path().join("preds.jsonl");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_touxiang"))
+        .args(["eval", "--taxonomy", "mini", "--data-dir"])
+        .arg(data.path())
+        .arg("--model-dir")
+        .arg(touxiang_model::test_model_dir())
+        .arg("--data")
+        .arg(&lines)
+        .arg("--out")
+        .arg(data.path().join("report"))
+        .arg("--predictions")
+        .arg(&preds)
+        .env_remove("TOUXIANG_DATA_DIR")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let got: Vec<serde_json::Value> = std::fs::read_to_string(&preds)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let gold: Vec<&str> = got.iter().map(|p| p["gold"].as_str().unwrap()).collect();
+    assert_eq!(gold, ["H1", "C1", "A1"]);
+    assert_eq!(got[1]["text"], "采购热轧钢卷");
+    assert!(got
+        .iter()
+        .all(|p| p["full_path"].as_array().is_some_and(|v| !v.is_empty())));
+}
