@@ -67,8 +67,9 @@ pub struct TrainArgs {
     /// With --recalibrate: labeled loan texts (same format as --calib-examples, repeatable)
     /// added to the artifact's exemplars (source `seed`) before the calibration is refitted,
     /// so the neighbour vote and the lexical voter see loan-shaped wording, e.g.
-    /// `eval/data/loan-exemplars/*.jsonl`. Vague lines are skipped; a file may not also be a
-    /// calibration file (its lines would be their own neighbours).
+    /// `eval/data/loan-exemplars/*.jsonl`. Vague lines join the vague class (skipped when the
+    /// classifier has none); a file may not also be a calibration file (its lines would be
+    /// their own neighbours).
     #[arg(long = "exemplar-examples", requires = "recalibrate")]
     pub exemplar_examples: Vec<PathBuf>,
 }
@@ -126,8 +127,10 @@ fn with_written_exemplars(
             f.display()
         );
         let mut added = 0usize;
+        // vague lines join as exemplars of the vague class when the classifier has one
+        let vague_class = arts.classifier.tree().vague().is_some();
         for (loan, code) in calib_loans(f, &tax)? {
-            if code == touxiang_training::VAGUE_CODE {
+            if code == touxiang_training::VAGUE_CODE && !vague_class {
                 continue;
             }
             let text = loan.model_text();

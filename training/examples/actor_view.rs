@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! cargo run --release -p touxiang-training --features e5 --example actor_view -- \
-//!     training/artifacts/gbt4754-2017/tx1-26b80cb72c-11b0e0-s42-25c269 \
+//!     training/artifacts/gbt4754-2017/tx1-26b80cb72c-11b0e0-s42-e2f10b \
 //!     eval/data/loan-dev/calib.jsonl eval/data/loan-dev/test.jsonl
 //! calib (811 lines, 480 with a span)  w=0.0: 91.4 / 84.1 / 80.9 / 78.8   w=0.4: 92.1 / 85.5 / 82.6 / 80.3
 //! test  (768 lines, 462 with a span)  w=0.0: 91.9 / 84.5 / 81.8 / 79.7   w=0.4: 92.3 / 85.3 / 82.8 / 80.3

@@ -147,7 +147,7 @@ async fn seeding_completes_once_and_a_restart_embeds_nothing() {
 }
 
 /// `touxiang train --recalibrate ART --exemplar-examples FILE`: written lines join the
-/// artifact's exemplars (vague ones skipped, each line once) and are recorded in the report; a
+/// artifact's exemplars (each line once; vague ones skipped, the mini classifier has no vague class) and are recorded in the report; a
 /// file given both as exemplars and as calibration is refused, naming it.
 #[test]
 fn recalibration_adds_written_exemplars() {
