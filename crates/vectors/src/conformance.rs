@@ -334,7 +334,7 @@ pub async fn check_replace(store: &dyn VectorStore, dim: usize) -> Check {
     Ok(())
 }
 
-/// Deleted ids disappear from search and count; unknown ids are ignored.
+/// Deleted ids disappear from search, count and `contains`; unknown ids are ignored.
 pub async fn check_delete(store: &dyn VectorStore, dim: usize) -> Check {
     let pts = seed(store, dim).await?;
     store
@@ -347,6 +347,20 @@ pub async fn check_delete(store: &dyn VectorStore, dim: usize) -> Check {
         .map_err(e)?;
     let n = store.count(&Filter::all()).await.map_err(e)?;
     ensure!(n == 18, "count after deleting 2 = {n}");
+    // which points the store holds (seeding resumes from it): deleted and unknown ids are not
+    let ids = vec![pts[0].id.clone(), pts[2].id.clone(), "never-existed".into()];
+    let held = store.contains(&ids, &Filter::all()).await.map_err(e)?;
+    ensure!(held == [false, true, false], "contains = {held:?}");
+    // … and only with a payload that matches: another encoder's point must be embedded anew
+    let other = Filter {
+        model_version: Some("another-encoder".into()),
+        ..Filter::default()
+    };
+    let held = store.contains(&ids, &other).await.map_err(e)?;
+    ensure!(
+        held == [false, false, false],
+        "contains (other model) = {held:?}"
+    );
     let hits = store
         .search(&pts[0].vector, 20, &Filter::all())
         .await

@@ -231,6 +231,13 @@ pub trait VectorStore: Send + Sync {
     async fn delete(&self, ids: Vec<String>) -> Result<()>;
     /// Number of points matching `filter`.
     async fn count(&self, filter: &Filter) -> Result<u64>;
+    /// Which of `ids` the store holds with a payload matching `filter`, in order — for resuming
+    /// work such as seeding (a point of another encoder version does not count). A store that
+    /// cannot tell answers all `false` (the work is then redone, never skipped wrongly).
+    async fn contains(&self, ids: &[String], filter: &Filter) -> Result<Vec<bool>> {
+        let _ = filter;
+        Ok(vec![false; ids.len()])
+    }
     /// Health report; `Err` only when the report itself cannot be produced.
     async fn health(&self) -> Result<Health>;
     /// Writes accepted (durable) but not yet applied by the backend: the depth of

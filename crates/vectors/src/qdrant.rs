@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use qdrant_client::qdrant::{
     value::Kind, Condition, CountPointsBuilder, CreateCollectionBuilder,
     CreateFieldIndexCollectionBuilder, DeletePointsBuilder, Distance, FieldType, Filter as QFilter,
-    PointId, PointStruct, PointsIdsList, QueryPointsBuilder, UpsertPointsBuilder, Value,
-    VectorParamsBuilder,
+    GetPointsBuilder, PointId, PointStruct, PointsIdsList, QueryPointsBuilder, UpsertPointsBuilder,
+    Value, VectorParamsBuilder,
 };
 use qdrant_client::{Payload as QPayload, Qdrant, QdrantError};
 use sha2::{Digest, Sha256};
@@ -240,6 +240,9 @@ fn map_err(e: QdrantError) -> VectorError {
 }
 
 /// UUID (8-4-4-4-12 hex) derived from a string id.
+/// Ids per `get_points` call when checking which points exist.
+const MAX_GET: usize = 1024;
+
 pub(crate) fn uuid_for(id: &str) -> String {
     let h = Sha256::digest(id.as_bytes());
     let x = hex::encode(&h[..16]);
@@ -387,6 +390,33 @@ impl VectorStore for QdrantStore {
                 })
             })
             .collect()
+    }
+
+    async fn contains(&self, ids: &[String], filter: &Filter) -> Result<Vec<bool>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.ensure_collection().await?;
+        let mut found = std::collections::HashSet::new();
+        for chunk in ids.chunks(MAX_GET) {
+            let pids: Vec<PointId> = chunk.iter().map(|i| uuid_for(i).into()).collect();
+            let resp = self
+                .call(
+                    self.client.get_points(
+                        GetPointsBuilder::new(&self.cfg.collection, pids)
+                            .with_payload(true)
+                            .with_vectors(false),
+                    ),
+                )
+                .await?;
+            for p in resp.result {
+                let (id, payload) = from_payload(&p.payload)?;
+                if filter.matches(&payload) {
+                    found.insert(id);
+                }
+            }
+        }
+        Ok(ids.iter().map(|i| found.contains(i)).collect())
     }
 
     async fn delete(&self, ids: Vec<String>) -> Result<()> {

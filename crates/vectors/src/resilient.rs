@@ -432,6 +432,11 @@ impl<S: VectorStore + 'static> VectorStore for ResilientStore<S> {
             .await
     }
 
+    async fn contains(&self, ids: &[String], filter: &Filter) -> Result<Vec<bool>> {
+        self.guarded_read("contains", self.shared.inner.contains(ids, filter))
+            .await
+    }
+
     fn pending_writes(&self) -> u64 {
         self.shared.pending.load(Ordering::SeqCst)
     }

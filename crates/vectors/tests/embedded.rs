@@ -71,6 +71,9 @@ impl VectorStore for HnswSynced {
     async fn count(&self, f: &Filter) -> touxiang_vectors::Result<u64> {
         self.0.count(f).await
     }
+    async fn contains(&self, ids: &[String], f: &Filter) -> touxiang_vectors::Result<Vec<bool>> {
+        self.0.contains(ids, f).await
+    }
     async fn health(&self) -> touxiang_vectors::Result<touxiang_vectors::Health> {
         self.0.health().await
     }

@@ -66,6 +66,10 @@ impl VectorStore for Flaky {
     async fn count(&self, f: &Filter) -> Result<u64> {
         self.inner.count(f).await
     }
+    async fn contains(&self, ids: &[String], f: &Filter) -> Result<Vec<bool>> {
+        self.gate()?;
+        self.inner.contains(ids, f).await
+    }
     async fn health(&self) -> Result<Health> {
         self.inner.health().await
     }

@@ -229,8 +229,22 @@ pub async fn seed_store_from_texts(
         ready(m);
         return Ok(0);
     }
-    tracing::info!(taxonomy = %tax, exemplars = todo.len(), "embedding shipped exemplars into the store (first start only); /readyz shows the progress");
+    // points already in the store with this encoder's vectors (a first start interrupted, or
+    // an artifact that adds lines to the previous one's) are not embedded again; a store that
+    // cannot tell makes this embed everything, as before
+    let ids: Vec<String> = todo.iter().map(|(_, id)| id.clone()).collect();
+    let held = store
+        .contains(&ids, &filter)
+        .await
+        .unwrap_or_else(|_| vec![false; ids.len()]);
     let total = todo.len();
+    let todo: Vec<(&ExemplarLine, String)> = todo
+        .into_iter()
+        .zip(held)
+        .filter_map(|(t, held)| (!held).then_some(t))
+        .collect();
+    let already = total - todo.len();
+    tracing::info!(taxonomy = %tax, exemplars = total, already, to_embed = todo.len(), "embedding shipped exemplars into the store (once per encoder and exemplar line); /readyz shows the progress");
     m.seeding
         .total
         .store(total, std::sync::atomic::Ordering::SeqCst);
@@ -246,6 +260,7 @@ pub async fn seed_store_from_texts(
             tracing::info!(taxonomy = %tax, seeded = done, total, "seeding the exemplar store: {} %", 100 * done / total.max(1));
         }
     };
+    progress(already);
     let added = embed_and_upsert_background(
         store,
         model,
@@ -253,7 +268,7 @@ pub async fn seed_store_from_texts(
         &todo,
         |(l, _)| &l.text,
         |(l, id), v| seed_point(id.clone(), &tax, &l.text, &l.code, &l.source, v, &version),
-        progress,
+        |done| progress(already + done),
     )
     .await?;
     ready(m);

@@ -144,6 +144,41 @@ async fn seeding_completes_once_and_a_restart_embeds_nothing() {
         .unwrap();
     assert_eq!(again, 0, "a restart after seeding embeds nothing");
     assert_eq!(m2.seeding.get(), (added, added));
+    // a first start cut short (two points never written) and a new artifact that adds a line:
+    // only those three are embedded
+    let gone: Vec<String> = lines
+        .lines()
+        .skip(1)
+        .take(2)
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            touxiang_vectors::point_id(
+                tax.id(),
+                v["source"].as_str().unwrap(),
+                v["text"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    store.delete(gone).await.unwrap();
+    lines.push_str(&format!(
+        "{}\n",
+        serde_json::json!({"text": "新增的一行：烤肉店购置排烟设备", "code": first["code"], "source": "seed"})
+    ));
+    std::fs::write(shipped.path().join("exemplars.jsonl"), &lines).unwrap();
+    let m3 = TaxonomyModel {
+        neighbors_ready: std::sync::atomic::AtomicBool::new(false),
+        seeding: Default::default(),
+        ..m2
+    };
+    let resumed = touxiang::engine::seed_store_from_texts(store.as_ref(), &m3, &model, &queue)
+        .await
+        .unwrap();
+    assert_eq!(resumed, 3, "only the missing points are embedded");
+    assert_eq!(m3.seeding.get(), (added + 1, added + 1));
+    assert_eq!(
+        store.count(&Filter::all()).await.unwrap() as usize,
+        added + 1
+    );
 }
 
 /// `touxiang train --recalibrate ART --exemplar-examples FILE`: written lines join the

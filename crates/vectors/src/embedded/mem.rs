@@ -118,6 +118,14 @@ impl Mem {
         self.live += 1;
     }
 
+    pub(super) fn contains(&self, id: &str, c: &Compiled<'_>) -> bool {
+        !c.never
+            && self
+                .by_id
+                .get(id)
+                .is_some_and(|&slot| self.matches(c, slot))
+    }
+
     pub(super) fn remove(&mut self, id: &str) {
         if let Some(slot) = self.by_id.remove(id) {
             self.payloads[slot] = None;

@@ -326,6 +326,12 @@ impl VectorStore for EmbeddedStore {
         blocking(move || s.delete_blocking(ids)).await
     }
 
+    async fn contains(&self, ids: &[String], filter: &Filter) -> Result<Vec<bool>> {
+        let mem = self.inner.mem.read();
+        let c = mem.compile(filter);
+        Ok(ids.iter().map(|id| mem.contains(id, &c)).collect())
+    }
+
     async fn count(&self, filter: &Filter) -> Result<u64> {
         Ok(self.inner.mem.read().count(filter) as u64)
     }
