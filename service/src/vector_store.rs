@@ -156,10 +156,13 @@ pub async fn fill_in_background(s: AppState) {
         tracing::info!("classify.seed_exemplars = false: shipped exemplars are not embedded; the neighbour vote stays off");
     }
     for m in e.models.values().filter(|_| seed) {
-        retrying(store.as_ref(), "seeding shipped exemplars", || {
+        let added = retrying(store.as_ref(), "seeding shipped exemplars", || {
             crate::engine::seed_store_from_texts(store.as_ref(), m, &e.model, &e.queue)
         })
         .await;
+        if added.is_some_and(|n| n > 0) {
+            release_freed_memory();
+        }
     }
     match retrying(store.as_ref(), "replaying reviewed labels", || {
         crate::review::replay_reviewed(&s)
@@ -262,6 +265,20 @@ pub async fn status(s: &AppState) -> Option<StoreStatus> {
         .set(if st.reachable { 1.0 } else { 0.0 });
     metrics::gauge!("touxiang_vector_outbox_pending").set(st.pending_writes as f64);
     Some(st)
+}
+
+/// Give the heap memory freed after seeding back to the OS. Seeding reads and embeds tens of
+/// thousands of texts; glibc keeps the freed pages in its arenas, so the first start's RSS
+/// stayed about 40 MB above a restarted server's (424 against 382 MB with the GB/T artifact).
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: malloc_trim only returns free memory of glibc's own arenas to the OS; it
+        // touches no live allocation and is safe to call from any thread at any time.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
 }
 
 #[cfg(test)]
