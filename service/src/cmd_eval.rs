@@ -74,7 +74,7 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
         Some(&cache),
     );
     // the main evaluation's records, in input order, for --predictions
-    let recorded = std::sync::Mutex::new(Some(Vec::new()));
+    let recorded = std::sync::Mutex::new(a.predictions.is_some().then(Vec::new));
     let f = |texts: &[&str]| {
         let recs = classify(texts)?;
         if let Some(v) = recorded.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {

@@ -110,11 +110,13 @@ fn with_written_exemplars(
         return Ok((None, Vec::new()));
     }
     let mut written = Vec::new();
-    let arts = touxiang_training::Artifacts::load(dir)
+    let meta = touxiang_training::ArtifactMeta::load(dir)
         .with_context(|| format!("--recalibrate {}", dir.display()))?;
     let tax = crate::engine::taxonomy_registry(cfg)?
-        .get(&arts.meta.taxonomy_id)
-        .with_context(|| format!("taxonomy '{}' is not installed", arts.meta.taxonomy_id))?;
+        .get(&meta.taxonomy_id)
+        .with_context(|| format!("taxonomy '{}' is not installed", meta.taxonomy_id))?;
+    // vague lines join as exemplars of the vague class when the classifier has one
+    let vague_class = meta.tree.vague().is_some();
     let (mut texts, mut codes, mut sources) = touxiang_training::read_exemplar_lines(dir)?
         .with_context(|| format!("{} has no exemplars.jsonl", dir.display()))?;
     let mut seen: std::collections::HashSet<(String, String)> =
@@ -127,8 +129,6 @@ fn with_written_exemplars(
             f.display()
         );
         let mut added = 0usize;
-        // vague lines join as exemplars of the vague class when the classifier has one
-        let vague_class = arts.classifier.tree().vague().is_some();
         for (loan, code) in calib_loans(f, &tax)? {
             if code == touxiang_training::VAGUE_CODE && !vague_class {
                 continue;

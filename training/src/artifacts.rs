@@ -54,6 +54,27 @@ pub struct ArtifactMeta {
 }
 
 impl ArtifactMeta {
+    /// `metadata.json` of the artifact in `dir` (format checked, tree rebuilt), without the
+    /// heads and exemplars [`Artifacts::load`] also loads.
+    pub fn load(dir: &Path) -> Result<ArtifactMeta> {
+        let bad = |m: String| TrainError::Artifacts {
+            dir: dir.to_path_buf(),
+            message: m,
+        };
+        let mp = dir.join("metadata.json");
+        let meta_text = std::fs::read_to_string(&mp).map_err(|e| TrainError::io(&mp, e))?;
+        let mut meta: ArtifactMeta =
+            serde_json::from_str(&meta_text).map_err(|e| bad(format!("metadata.json: {e}")))?;
+        if meta.format != FORMAT {
+            return Err(bad(format!(
+                "format {} is not supported (expected {FORMAT})",
+                meta.format
+            )));
+        }
+        meta.tree.rebuild();
+        Ok(meta)
+    }
+
     pub(crate) fn from_report(r: &TrainReport, clf: &Classifier, cfg: &TrainConfig) -> Self {
         ArtifactMeta {
             format: FORMAT,
@@ -195,17 +216,7 @@ impl Artifacts {
             dir: dir.to_path_buf(),
             message: m,
         };
-        let mp = dir.join("metadata.json");
-        let meta_text = std::fs::read_to_string(&mp).map_err(|e| TrainError::io(&mp, e))?;
-        let mut meta: ArtifactMeta =
-            serde_json::from_str(&meta_text).map_err(|e| bad(format!("metadata.json: {e}")))?;
-        if meta.format != FORMAT {
-            return Err(bad(format!(
-                "format {} is not supported (expected {FORMAT})",
-                meta.format
-            )));
-        }
-        meta.tree.rebuild();
+        let meta = ArtifactMeta::load(dir)?;
         let tree = meta.tree.clone();
         let tp = dir.join("model.safetensors");
         if !tp.exists() {
