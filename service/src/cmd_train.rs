@@ -65,7 +65,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub precision_z: Option<f64>,
     /// With --recalibrate: labeled loan texts (same format as --calib-examples, repeatable)
-    /// added to the artifact's exemplars (source `seed`) before the calibration is refitted,
+    /// added to the artifact's exemplars (source `written`) before the calibration is refitted,
     /// so the neighbour vote and the lexical voter see loan-shaped wording, e.g.
     /// `eval/data/loan-exemplars/*.jsonl`. Vague lines join the vague class (skipped when the
     /// classifier has none); a file may not also be a calibration file (its lines would be
@@ -137,7 +137,9 @@ fn with_written_exemplars(
             if seen.insert((text.clone(), code.clone())) {
                 texts.push(text);
                 codes.push(code);
-                sources.push("seed".into());
+                // provenance: not an NBS note term (the taxonomy search reads those); the API
+                // shows every source but `reviewed` as `seed`
+                sources.push("written".into());
                 added += 1;
             }
         }

@@ -370,6 +370,7 @@ mod tests {
                 r#"{"text":"烤肉串店采购冷柜","code":"6291","source":"seed"}"#,
                 r#"{"text":"小吃服务","code":"6291","source":"seed"}"#,
                 r#"{"text":"周转","code":"__vague__","source":"seed"}"#,
+                r#"{"text":"汽车经销商进车","code":"5261","source":"written"}"#,
             ]
             .join("\n"),
         )
@@ -378,7 +379,7 @@ mod tests {
         assert_eq!(
             ix.terms(),
             1,
-            "the loan line, the name and the vague line are no terms"
+            "the loan lines (recognised or written), the name and the vague line are no terms"
         );
         let hits = ix.search("36", 5);
         assert_eq!(hits[0].code, "36");

@@ -149,8 +149,10 @@ pub fn recalibrate(
     // the exemplar texts go with the lexical voter; their vectors are re-derived from the texts
     arts.exemplars = None;
     arts.save(&artifact_dir)?;
+    // the lines as they were, with their sources (`save` writes the lexical voter's texts, the
+    // same lines in the same order, all as `seed`)
     let lines = "exemplars.jsonl";
-    if !artifact_dir.join(lines).exists() && from_dir.join(lines).exists() {
+    if from_dir.join(lines).exists() {
         std::fs::copy(from_dir.join(lines), artifact_dir.join(lines))
             .map_err(|e| TrainError::io(artifact_dir.join(lines), e))?;
     }

@@ -251,8 +251,8 @@ fn recalibration_adds_written_exemplars() {
     assert_eq!(
         added,
         [
-            serde_json::json!({"text": "老王烤肉，烤肉店购置排烟设备", "code": "H1", "source": "seed"}),
-            serde_json::json!({"text": "制衣厂采购面料", "code": "C2", "source": "seed"}),
+            serde_json::json!({"text": "老王烤肉，烤肉店购置排烟设备", "code": "H1", "source": "written"}),
+            serde_json::json!({"text": "制衣厂采购面料", "code": "C2", "source": "written"}),
         ]
     );
     let meta: serde_json::Value =
