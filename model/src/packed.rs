@@ -70,7 +70,7 @@ fn add_layernorm(x: &mut [f32], y: Option<&[f32]>, (w, b): &(Vec<f32>, Vec<f32>)
             }
         })
     };
-    if x.len() / h >= 64 {
+    if x.len() / h >= 8 {
         x.par_chunks_mut(h).enumerate().for_each(work);
     } else {
         x.chunks_mut(h).enumerate().for_each(work);
@@ -264,7 +264,7 @@ impl PackedEncoder {
                 }
             })
         };
-        if t >= 16 {
+        if t >= 8 {
             ctx.par_chunks_mut(hd)
                 .enumerate()
                 .with_min_len(4)

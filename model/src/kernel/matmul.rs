@@ -110,7 +110,7 @@ impl PackedLinear {
             .zip(acts.q.par_chunks_exact_mut(n))
             .zip(acts.d.par_chunks_exact_mut(lanes))
             .zip(acts.init.par_chunks_exact_mut(lanes));
-        if tokens >= 16 {
+        if tokens >= 8 {
             it.for_each(work);
         } else {
             x.chunks_exact(n)
@@ -129,21 +129,21 @@ impl PackedLinear {
     /// As [`PackedLinear::forward`] on a chosen instruction set (tests compare them).
     pub fn forward_with(&self, isa: Isa, acts: &QuantActs, y: &mut Vec<f32>, ep: Epilogue) {
         assert_eq!(acts.n, self.layout.n, "activation width");
-        self.matmul(isa, acts, y);
-        if ep == Epilogue::Gelu {
-            gelu_slice(y);
-        }
+        self.matmul(isa, acts, y, ep);
     }
 
-    /// `y = acts · Wᵀ + bias`.
-    fn matmul(&self, isa: Isa, acts: &QuantActs, y: &mut Vec<f32>) {
+    /// `y = epilogue(acts · Wᵀ + bias)`; each parallel chunk applies the epilogue to its own
+    /// rows (a GELU over a whole `[16 tokens][1536]` output after the multiply ran on one thread
+    /// while the other waited).
+    fn matmul(&self, isa: Isa, acts: &QuantActs, y: &mut Vec<f32>, ep: Epilogue) {
         let (t, nout) = (acts.tokens, self.nout);
         // Every element is written below: no need to clear old contents.
         y.resize(t * nout, 0.0);
         if t == 0 {
             return;
         }
-        let tiles = nout.div_ceil(TILE_ROWS);
+        let (tile_rows, tile_tokens) = isa.tile_shape();
+        let tiles = nout.div_ceil(tile_rows);
         // Enough chunks to balance 2+ threads, few enough to keep per-task overhead small.
         let per_chunk = tiles
             .div_ceil(rayon::current_num_threads().max(1) * 4)
@@ -152,8 +152,8 @@ impl PackedLinear {
         (0..tiles.div_ceil(per_chunk))
             .into_par_iter()
             .for_each(|c| {
-                let r0 = c * per_chunk * TILE_ROWS;
-                let r1 = ((c + 1) * per_chunk * TILE_ROWS).min(nout);
+                let r0 = c * per_chunk * tile_rows;
+                let r1 = ((c + 1) * per_chunk * tile_rows).min(nout);
                 // Token blocks keep the activations of one block hot while the chunk's weight rows
                 // stream past them.
                 const TOKEN_BLOCK: usize = 96;
@@ -162,10 +162,10 @@ impl PackedLinear {
                     let t1 = (t0 + TOKEN_BLOCK).min(t);
                     let mut r = r0;
                     while r < r1 {
-                        let nr = (r1 - r).min(TILE_ROWS);
+                        let nr = (r1 - r).min(tile_rows);
                         let mut tt = t0;
                         while tt < t1 {
-                            let nt = (t1 - tt).min(TILE_TOKENS);
+                            let nt = (t1 - tt).min(tile_tokens);
                             // SAFETY: each (row, token) output is written by exactly one tile, and
                             // chunks cover disjoint row ranges.
                             unsafe { self.tile(isa, acts, r, nr, tt, nt, out) };
@@ -174,6 +174,16 @@ impl PackedLinear {
                         r += nr;
                     }
                     t0 = t1;
+                }
+                if ep == Epilogue::Gelu {
+                    for tt in 0..t {
+                        // SAFETY: rows r0..r1 of every token belong to this chunk alone, and
+                        // every tile above has finished writing them.
+                        let row = unsafe {
+                            std::slice::from_raw_parts_mut(out.0.add(tt * nout + r0), r1 - r0)
+                        };
+                        gelu_slice(row);
+                    }
                 }
             });
     }
@@ -209,7 +219,7 @@ impl PackedLinear {
                         }
                     };
                 }
-                dispatch!(4 3, 4 2, 4 1, 3 3, 3 2, 3 1, 2 3, 2 2, 2 1, 1 3, 1 2, 1 1)
+                dispatch!(4 4, 4 3, 4 2, 4 1, 3 4, 3 3, 3 2, 3 1, 2 4, 2 3, 2 2, 2 1, 1 4, 1 3, 1 2, 1 1)
             }
         }
         for (i, row) in sums.iter().enumerate().take(nr) {

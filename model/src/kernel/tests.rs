@@ -175,3 +175,38 @@ fn fast_math_matches_libm() {
         assert_eq!(round_to_i8(v), round_small(v) as i8, "{v}");
     }
 }
+
+#[test]
+fn extreme_values_do_not_overflow_the_16_bit_sums() {
+    // Every nibble 15 and every activation ±127: the largest pair sums the AVX2 tile adds as
+    // 16-bit integers (eight vectors of a group: 8 · 3 810 = 30 480 < 2¹⁵).
+    let (nout, nin) = (7, 1536);
+    let mut raw = Vec::new();
+    for _ in 0..nout * nin / QK {
+        raw.extend(half::f16::from_f32(0.01).to_le_bytes());
+        raw.extend([0xFFu8; 16]);
+    }
+    let bias = vec![0.0; nout];
+    for sign in [1.0f32, -1.0] {
+        let x: Vec<f32> = (0..5 * nin).map(|_| sign * 3.0).collect();
+        let want = reference(&raw, nout, nin, &bias, &x);
+        let lin = PackedLinear::from_q4_0(&raw, nout, nin, bias.clone());
+        let mut acts = lin.acts();
+        lin.quantize(&x, &mut acts);
+        let mut isas = vec![Isa::Scalar];
+        #[cfg(target_arch = "x86_64")]
+        if Isa::best() != Isa::Scalar {
+            isas.push(Isa::Avx2);
+        }
+        for isa in isas {
+            let mut y = Vec::new();
+            lin.forward_with(isa, &acts, &mut y, Epilogue::None);
+            for (a, b) in y.iter().zip(&want) {
+                assert!(
+                    (a - b).abs() <= 1e-3 * b.abs().max(1.0),
+                    "{isa:?}: {a} vs {b}"
+                );
+            }
+        }
+    }
+}
