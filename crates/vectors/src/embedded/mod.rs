@@ -1,6 +1,8 @@
-//! Embedded store: SQLite persistence + in-memory exact search + background HNSW index.
+//! Embedded store: SQLite persistence + in-memory exact search (a 4-bit first pass, then exact
+//! scores for its candidates: `codes`) + background HNSW index.
 
 mod ann;
+mod codes;
 mod mem;
 mod sqlite;
 
@@ -272,11 +274,18 @@ impl EmbeddedStore {
                     .filter(|n| n.d_id < upto && mem.matches(&c, n.d_id))
                     .map(|n| (mem.score(&q, n.d_id), n.d_id))
                     .collect();
-                v.extend(mem.exact_range(&q, k, &c, upto..mem.slots(), cfg.parallel_min_rows));
+                v.extend(mem.exact_range(
+                    &q,
+                    k,
+                    &c,
+                    upto..mem.slots(),
+                    cfg.parallel_min_rows,
+                    true,
+                ));
                 top_k(&mut v, k);
                 v
             }
-            _ => mem.exact_range(&q, k, &c, 0..mem.slots(), cfg.parallel_min_rows),
+            _ => mem.exact_range(&q, k, &c, 0..mem.slots(), cfg.parallel_min_rows, true),
         };
         best.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
         Ok(best
@@ -298,7 +307,14 @@ impl EmbeddedStore {
         if c.never || k == 0 {
             return Ok(Vec::new());
         }
-        let mut best = mem.exact_range(&q, k, &c, 0..mem.slots(), self.inner.cfg.parallel_min_rows);
+        let mut best = mem.exact_range(
+            &q,
+            k,
+            &c,
+            0..mem.slots(),
+            self.inner.cfg.parallel_min_rows,
+            false,
+        );
         best.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
         Ok(best
             .into_iter()

@@ -43,6 +43,9 @@ pub(super) fn load(conn: &Connection, dim: usize) -> Result<Mem> {
     let n: i64 = conn.query_row("SELECT COUNT(*) FROM points", [], |r| r.get(0))?;
     mem.vectors.reserve(n as usize * dim);
     mem.scales.reserve(n as usize);
+    if let Some(codes) = &mut mem.codes {
+        codes.reserve(n as usize);
+    }
     let mut stmt = conn.prepare("SELECT id, vector, payload FROM points ORDER BY rowid")?;
     let mut rows = stmt.query([])?;
     let mut v = Vec::with_capacity(dim);
