@@ -303,6 +303,8 @@ pub async fn load_engine(cfg: &Config) -> anyhow::Result<crate::state::Engine> {
 }
 
 async fn serve(cfg: Config) -> anyhow::Result<()> {
+    // before anything forks onto the pool
+    let compute = crate::compute::configure(&cfg.compute);
     std::fs::create_dir_all(&cfg.data_dir)?;
     #[cfg(unix)]
     {
@@ -313,6 +315,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     // every store opened (and checked) once: damaged stores stop the start before anything
     // listens
     let state = AppState::open(cfg.clone(), metrics_handle())?;
+    crate::compute::record(&compute);
     crate::auth::startup(&state)?;
     spawn_loading(state.clone());
     crate::routes::taxonomy::warm_up(&state);

@@ -190,6 +190,25 @@ pub struct Config {
     pub qdrant: Option<QdrantConfig>,
     /// The embedded exemplar store's search (ignored with `qdrant`).
     pub vectors: VectorsConfig,
+    /// The compute threads (encoder and exact scan).
+    pub compute: ComputeConfig,
+}
+
+/// The compute thread pool that runs the encoder's forward passes and the exact neighbour scans.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ComputeConfig {
+    /// Pin each compute thread to its own CPU when the process may run on exactly as many CPUs
+    /// as the pool has threads (a dedicated VM or a container with its own cpuset); never where
+    /// it shares a wider CPU set under a quota. `TOUXIANG_COMPUTE__PIN_THREADS`. See
+    /// `crate::compute`.
+    pub pin_threads: bool,
+}
+
+impl Default for ComputeConfig {
+    fn default() -> Self {
+        Self { pin_threads: true }
+    }
 }
 
 impl Default for Config {
@@ -205,6 +224,7 @@ impl Default for Config {
             review: ReviewConfig::default(),
             qdrant: None,
             vectors: VectorsConfig::default(),
+            compute: ComputeConfig::default(),
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod cmd_flow;
 pub mod cmd_keys;
 pub mod cmd_portfolio;
 pub mod cmd_train;
+pub mod compute;
 pub mod config;
 pub mod engine;
 pub mod error;

@@ -32,6 +32,21 @@ fn acknowledged_labels_survive_kill_9() {
     }
     let addr = raw_http::free_addr();
     let mut child = raw_http::spawn_server(dir.path(), &addr, &[]);
+    // `serve` set up its compute pool (`touxiang::compute`) and says how.
+    let (st, metrics) = raw_http::request(&addr, "GET", "/metrics", None).unwrap();
+    assert_eq!(st, 200, "{metrics}");
+    let gauge = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no {name} in /metrics"))
+    };
+    assert_eq!(
+        gauge("touxiang_compute_threads") as usize,
+        touxiang::compute::default_threads()
+    );
+    assert!([0.0, 1.0].contains(&gauge("touxiang_compute_threads_pinned")));
     let mut acked = Vec::new();
     for _ in 0..n {
         let (st, body) = raw_http::request(
