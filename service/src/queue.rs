@@ -124,20 +124,22 @@ impl EmbedQueue {
 
     /// Embed pre-tokenized sequences; waits for the batch that carries them.
     pub async fn embed(&self, ids: Vec<Vec<u32>>) -> Result<Vec<Vec<f32>>, ApiError> {
-        self.submit(ids, false).await
+        self.admit(ids)?.wait().await
+    }
+
+    /// Admits the sequences (or refuses them at once, as [`EmbedQueue::embed`] would) and
+    /// queues them; the caller can do other work before waiting for the vectors.
+    pub fn admit(&self, ids: Vec<Vec<u32>>) -> Result<Pending, ApiError> {
+        self.submit(ids, false)
     }
 
     /// Embed at background priority: served only when no request is waiting. Callers submit
     /// one small job at a time (it is not counted against the queue limit, never refused).
     pub async fn embed_background(&self, ids: Vec<Vec<u32>>) -> Result<Vec<Vec<f32>>, ApiError> {
-        self.submit(ids, true).await
+        self.submit(ids, true)?.wait().await
     }
 
-    async fn submit(
-        &self,
-        ids: Vec<Vec<u32>>,
-        background: bool,
-    ) -> Result<Vec<Vec<f32>>, ApiError> {
+    fn submit(&self, ids: Vec<Vec<u32>>, background: bool) -> Result<Pending, ApiError> {
         // Background jobs are neither counted against the queue limit nor refused.
         let tokens: usize = if background {
             0
@@ -202,7 +204,19 @@ impl EmbedQueue {
             }
             return Err(ApiError::Backend("embedding worker stopped".into()));
         }
-        match rx.await {
+        Ok(Pending { rx })
+    }
+}
+
+/// Sequences admitted to the queue ([`EmbedQueue::admit`]); dropping it abandons them.
+pub struct Pending {
+    rx: oneshot::Receiver<Result<Vec<Vec<f32>>, String>>,
+}
+
+impl Pending {
+    /// Waits for the batch that carries the sequences.
+    pub async fn wait(self) -> Result<Vec<Vec<f32>>, ApiError> {
+        match self.rx.await {
             Ok(r) => r.map_err(|e| ApiError::Backend(format!("embedding failed: {e}"))),
             Err(_) => Err(ApiError::Backend(
                 "embedding worker dropped the request".into(),

@@ -41,8 +41,8 @@ pub use artifacts::{
 };
 pub use calibrate::{DecisionTargets, SplitMetrics};
 pub use classifier::{
-    Alternative, Calibration, Classification, Classifier, ClassifyOptions, EmbeddingLabeler,
-    KeywordFn, Label, Neighbor, NeighborSource,
+    with_text_evidence, Alternative, Calibration, Classification, Classifier, ClassifyOptions,
+    EmbeddingLabeler, HeadOutputs, KeywordFn, Label, Neighbor, NeighborSource, TextEvidence,
 };
 pub use corpus::{
     build_corpus, lendingclub_examples, load_examples_jsonl, Corpus, CorpusOptions, CorpusStats,

@@ -216,7 +216,19 @@ pub async fn classify(
     let prepared: Vec<String> = model_texts.iter().map(|t| encoder_text(t)).collect();
     let refs: Vec<&str> = prepared.iter().map(String::as_str).collect();
     let ids = engine.model.tokenize(&refs, touxiang_model::Kind::Query)?;
-    let embeddings = engine.queue.embed(ids).await?;
+    let pending = engine.queue.admit(ids)?;
+    let embeddings = pending.wait().await?;
+    let text_evidence = overlapped(&s, &taxonomy, {
+        let texts = model_texts.clone();
+        move |c| {
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            Ok(c.text_evidence(&refs))
+        }
+    });
+    let heads = overlapped(&s, &taxonomy, {
+        let embeddings = embeddings.clone();
+        move |c| c.head_outputs(&embeddings)
+    });
 
     // Neighbours from the exemplar store; an unreachable store degrades to heads only.
     let k = tm.classifier.knn_k().max(n_neighbors);
@@ -232,6 +244,7 @@ pub async fn classify(
     };
     let available = found.is_some();
     let neighbors: Vec<Vec<Neighbor>> = found.unwrap_or_else(|| vec![Vec::new(); embeddings.len()]);
+    let heads = touxiang_training::with_text_evidence(heads.await?, text_evidence.await?);
     let texts: Vec<&str> = model_texts.iter().map(String::as_str).collect();
     let opts = ClassifyOptions {
         top_k,
@@ -240,7 +253,7 @@ pub async fn classify(
     };
     let classified = tm
         .classifier
-        .classify_batch(&texts, &embeddings, &neighbors, &opts)
+        .classify_prepared(&texts, &heads, &neighbors, &opts)
         .map_err(|e| ApiError::Backend(format!("classifier: {e}")))?;
     let labels: Vec<touxiang_datasets::LabelResult> = classified
         .iter()
@@ -313,6 +326,28 @@ pub async fn classify(
         taxonomy_version: tm.taxonomy.version().to_string(),
         results,
     }))
+}
+
+/// Runs `f` with the taxonomy's classifier on the blocking pool, so the handler can await
+/// something else meanwhile: the text evidence beside the encoder, the heads beside the
+/// neighbour search. One request's CPU work is no smaller, but less of it lies on its path.
+fn overlapped<T: Send + 'static>(
+    s: &AppState,
+    taxonomy: &str,
+    f: impl FnOnce(&touxiang_training::Classifier) -> Result<T, touxiang_training::TrainError>
+        + Send
+        + 'static,
+) -> impl std::future::Future<Output = Result<T, ApiError>> {
+    let (s, taxonomy) = (s.clone(), taxonomy.to_string());
+    // spawned now, not when first awaited
+    let task = tokio::task::spawn_blocking(move || {
+        let tm = s.engine()?.taxonomy_model(&taxonomy)?;
+        f(&tm.classifier).map_err(|e| ApiError::Backend(format!("classifier: {e}")))
+    });
+    async move {
+        task.await
+            .map_err(|e| ApiError::Internal(format!("worker failed: {e}")))?
+    }
 }
 
 fn step_out(p: touxiang_datasets::PathStep) -> PathStepOut {

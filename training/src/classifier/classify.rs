@@ -5,8 +5,9 @@ use candle_core::{Device, Tensor};
 use touxiang_datasets::{neighbour_vote_path, Evidence as LabelEvidence, LabelResult, PathStep};
 
 use super::{
-    combine, decide, exact_match, knn_vote, Alternative, Calibration, Classification, Classifier,
-    ClassifyOptions, Decided, HeadOutputs, KeywordFn, Label, LevelDists, Neighbor,
+    combine, decide, exact_match, knn_vote, with_text_evidence, Alternative, Calibration,
+    Classification, Classifier, ClassifyOptions, Decided, HeadOutputs, KeywordFn, Label,
+    LevelDists, Neighbor, TextEvidence,
 };
 use crate::confidence::Evidence;
 use crate::error::{Result, TrainError};
@@ -203,7 +204,14 @@ impl Classifier {
                 embeddings.len()
             )));
         }
-        let mut out = self.head_outputs(embeddings)?;
+        let heads = self.head_outputs(embeddings)?;
+        Ok(with_text_evidence(heads, self.text_evidence(texts)))
+    }
+
+    /// What the texts alone give (the lexical neighbours and the role cues), without the
+    /// embeddings: the service computes it while the encoder runs.
+    pub fn text_evidence(&self, texts: &[&str]) -> Vec<TextEvidence> {
+        let mut out: Vec<TextEvidence> = texts.iter().map(|_| TextEvidence::default()).collect();
         if let Some(ix) = &self.lexical {
             for (o, nb) in out.iter_mut().zip(ix.search_all(texts, self.knn_k)) {
                 o.lexical = nb;
@@ -214,7 +222,7 @@ impl Classifier {
                 o.roles = cues.hits(t);
             }
         }
-        Ok(out)
+        out
     }
 
     /// kNN vote per level over the first `knn_k` neighbours (by similarity); `None` at a level
@@ -299,6 +307,26 @@ impl Classifier {
             )));
         }
         let heads = self.head_outputs_for_texts(texts, embeddings)?;
+        self.classify_prepared(texts, &heads, neighbors, opts)
+    }
+
+    /// [`Classifier::classify_batch`] from head outputs already computed (with their text
+    /// evidence, see [`with_text_evidence`]).
+    pub fn classify_prepared(
+        &self,
+        texts: &[&str],
+        heads: &[HeadOutputs],
+        neighbors: &[Vec<Neighbor>],
+        opts: &ClassifyOptions,
+    ) -> Result<Vec<Classification>> {
+        if texts.len() != heads.len() || texts.len() != neighbors.len() {
+            return Err(TrainError::Invalid(format!(
+                "classify_prepared: {} texts, {} head outputs, {} neighbour lists",
+                texts.len(),
+                heads.len(),
+                neighbors.len()
+            )));
+        }
         Ok(heads
             .iter()
             .zip(texts.iter().zip(neighbors))

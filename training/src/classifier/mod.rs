@@ -155,6 +155,26 @@ pub struct HeadOutputs {
     pub roles: crate::role_cues::RoleHits,
 }
 
+/// What a text alone gives the decision: its lexical neighbours and role cues
+/// ([`Classifier::text_evidence`]).
+#[derive(Debug, Clone, Default)]
+pub struct TextEvidence {
+    pub lexical: Vec<Neighbor>,
+    pub roles: crate::role_cues::RoleHits,
+}
+
+/// Head outputs joined with the text evidence of the same texts, in order.
+pub fn with_text_evidence(
+    mut heads: Vec<HeadOutputs>,
+    evidence: Vec<TextEvidence>,
+) -> Vec<HeadOutputs> {
+    for (h, e) in heads.iter_mut().zip(evidence) {
+        h.lexical = e.lexical;
+        h.roles = e.roles;
+    }
+    heads
+}
+
 /// The label part of a result (API: `label`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Label {
