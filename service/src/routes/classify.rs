@@ -217,7 +217,8 @@ pub async fn classify(
     let refs: Vec<&str> = prepared.iter().map(String::as_str).collect();
     let ids = engine.model.tokenize(&refs, touxiang_model::Kind::Query)?;
     let pending = engine.queue.admit(ids)?;
-    let embeddings = pending.wait().await?;
+    // The admission budget is held until the answer is built (see `queue::Ticket`).
+    let (embeddings, _admitted) = pending.wait_holding().await?;
     let text_evidence = overlapped(&s, &taxonomy, {
         let texts = model_texts.clone();
         move |c| {
