@@ -40,6 +40,8 @@ pub struct EmbedQueue {
     queued_jobs: Arc<AtomicUsize>,
     /// Seconds per token of recent batches (f64 bits; 0 = not measured yet).
     secs_per_token: Arc<AtomicU64>,
+    /// Busy seconds per answered request (see [`Pace`]).
+    pace: Arc<Pace>,
     /// Sequences embedded at background priority since start.
     background_sequences: Arc<AtomicU64>,
     /// Jobs taken out unembedded because their caller had gone.
@@ -81,6 +83,7 @@ impl EmbedQueue {
             queued_tokens: Arc::new(AtomicUsize::new(0)),
             queued_jobs: Arc::new(AtomicUsize::new(0)),
             secs_per_token: Arc::new(AtomicU64::new(0f64.to_bits())),
+            pace: Arc::new(Pace::default()),
             background_sequences: Arc::new(AtomicU64::new(0)),
             abandoned: Arc::new(AtomicU64::new(0)),
             limits,
@@ -98,11 +101,14 @@ impl EmbedQueue {
         q
     }
 
-    /// Expected wait behind `queued` tokens (a request's own embedding time is not waiting: a
-    /// request on an empty queue is always admitted).
-    fn expected_wait(&self, queued: usize) -> Duration {
+    /// Expected wait behind `queued` tokens and `requests` admitted requests not yet answered
+    /// (a request's own work is not waiting: a request on an empty queue is always admitted).
+    /// The tokens price encoder time only; the requests, at the measured pace of answers,
+    /// price whatever else they wait for (the neighbour search, the decision).
+    fn expected_wait(&self, queued: usize, requests: usize) -> Duration {
         let spt = f64::from_bits(self.secs_per_token.load(Ordering::Relaxed));
-        Duration::from_secs_f64((spt * queued as f64).max(0.0))
+        let encoder = Duration::from_secs_f64((spt * queued as f64).max(0.0));
+        encoder.max(self.pace.wait_behind(requests))
     }
 
     /// Sequences embedded at background priority since start (exemplar seeding, HTTP jobs and
@@ -158,7 +164,7 @@ impl EmbedQueue {
             self.queued_jobs.fetch_add(1, Ordering::SeqCst)
         };
         if !background {
-            let wait = self.expected_wait(prev);
+            let wait = self.expected_wait(prev, jobs);
             let refuse = if prev + tokens > max_tokens {
                 Some(format!(
                     "embedding queue full ({prev} tokens waiting, limit {max_tokens})"
@@ -197,11 +203,15 @@ impl EmbedQueue {
             reply,
         };
         // From here the ticket gives the tokens and the request slot back, whatever happens.
+        if !background {
+            self.pace.admitted(jobs);
+        }
         let ticket = Ticket {
             tokens,
             request: !background,
             queued_tokens: self.queued_tokens.clone(),
             queued_jobs: self.queued_jobs.clone(),
+            pace: self.pace.clone(),
         };
         if self.tx.send(job).is_err() {
             return Err(ApiError::Backend("embedding worker stopped".into()));
@@ -221,14 +231,72 @@ pub struct Ticket {
     request: bool,
     queued_tokens: Arc<AtomicUsize>,
     queued_jobs: Arc<AtomicUsize>,
+    pace: Arc<Pace>,
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
         self.queued_tokens.fetch_sub(self.tokens, Ordering::SeqCst);
         if self.request {
-            self.queued_jobs.fetch_sub(1, Ordering::SeqCst);
+            let left = self
+                .queued_jobs
+                .fetch_sub(1, Ordering::SeqCst)
+                .saturating_sub(1);
+            self.pace.answered(left);
         }
+    }
+}
+
+/// How fast admitted requests are answered while any is in flight: a moving average of the busy
+/// seconds between two answers (idle time between requests does not count). Behind `n`
+/// requests a new one waits about `n` times that.
+#[derive(Default)]
+pub struct Pace {
+    state: std::sync::Mutex<PaceState>,
+}
+
+#[derive(Default)]
+struct PaceState {
+    /// Since the last answer, or since the first admission after an idle spell.
+    busy_since: Option<Instant>,
+    secs_per_answer: f64,
+}
+
+impl Pace {
+    /// A request was admitted with `before` others in flight.
+    pub fn admitted(&self, before: usize) {
+        self.admitted_at(before, Instant::now())
+    }
+
+    /// A request was answered, `left` others are still in flight.
+    pub fn answered(&self, left: usize) {
+        self.answered_at(left, Instant::now())
+    }
+
+    /// Expected wait behind `requests` in flight (zero until an answer has been measured).
+    pub fn wait_behind(&self, requests: usize) -> Duration {
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        Duration::from_secs_f64(st.secs_per_answer * requests as f64)
+    }
+
+    fn admitted_at(&self, before: usize, now: Instant) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if before == 0 || st.busy_since.is_none() {
+            st.busy_since = Some(now);
+        }
+    }
+
+    fn answered_at(&self, left: usize, now: Instant) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = st.busy_since {
+            let dt = now.saturating_duration_since(t).as_secs_f64();
+            st.secs_per_answer = if st.secs_per_answer > 0.0 {
+                st.secs_per_answer + COST_ALPHA * (dt - st.secs_per_answer)
+            } else {
+                dt
+            };
+        }
+        st.busy_since = (left > 0).then_some(now);
     }
 }
 
@@ -425,6 +493,33 @@ mod tests {
         assert_eq!(sizes(next_batch(&mut fg, &mut bg, 100)), vec![(200, false)]);
         assert_eq!(sizes(next_batch(&mut fg, &mut bg, 100)), vec![(7, true)]);
         assert!(next_batch(&mut fg, &mut bg, 100).is_empty());
+    }
+
+    #[test]
+    fn the_pace_counts_busy_time_between_answers_not_idle_time() {
+        let p = Pace::default();
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        assert_eq!(p.wait_behind(10), Duration::ZERO);
+        // One request alone: admitted at 0, answered at 12 ms.
+        p.admitted_at(0, ms(0));
+        p.answered_at(0, ms(12));
+        assert_eq!(p.wait_behind(1), Duration::from_millis(12));
+        // A second of idle time, then a request answered 12 ms after it came: still 12 ms.
+        p.admitted_at(0, ms(1012));
+        p.answered_at(0, ms(1024));
+        assert_eq!(p.wait_behind(1), Duration::from_millis(12));
+        // Under load, answers every 2 ms pull the pace down towards 2 ms per answer.
+        p.admitted_at(0, ms(2000));
+        for i in 1..=60 {
+            p.admitted_at(5, ms(2000 + 2 * i));
+            p.answered_at(5, ms(2000 + 2 * i));
+        }
+        let w = p.wait_behind(100);
+        assert!(
+            w > Duration::from_millis(190) && w < Duration::from_millis(250),
+            "{w:?}"
+        );
     }
 
     #[test]
