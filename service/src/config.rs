@@ -28,12 +28,13 @@ pub struct Limits {
     pub max_batch_tokens: usize,
     /// Tokens allowed to wait in the embedding queue (→ 429 above).
     pub max_queue_tokens: usize,
-    /// Requests allowed to wait in the embedding queue (→ 429 above): many short texts never
-    /// fill the token budget.
+    /// Admitted requests not yet answered (→ 429 above): many short texts never fill the token
+    /// budget.
     pub max_queue_requests: usize,
-    /// Longest expected wait in the embedding queue, milliseconds: a request that would wait
-    /// longer (queued tokens × the measured seconds per token) is refused with 429 and a
-    /// `Retry-After` of that wait, instead of being answered after tens of seconds.
+    /// Longest expected wait, milliseconds: a request that would wait longer (queued tokens ×
+    /// the measured seconds per token, or requests in flight × the measured pace of answers) is
+    /// refused with 429 and a `Retry-After` of that wait, instead of being answered after tens
+    /// of seconds.
     pub max_queue_wait_ms: u64,
     /// Per-request timeout, seconds (until the response starts).
     pub request_timeout_secs: u64,

@@ -2,8 +2,10 @@
 //! passes (like text-embeddings-inference). Admission sheds load instead of growing memory and
 //! latency: a request is refused at once (429, `Retry-After`) when it would push the queued
 //! tokens past their budget, when too many requests wait already, or when its expected wait —
-//! queued tokens × the seconds per token the worker measures (moving average over batches) —
-//! exceeds the wait budget. Offered 400 rps of single-item classify against ~180 rps of
+//! queued tokens × the seconds per token the worker measures (moving average over batches), or
+//! the requests in flight × the measured pace of answers ([`Pace`]), whichever is longer —
+//! exceeds the wait budget. A request counts until its [`Ticket`] is dropped: `/v1/classify`
+//! holds it until its answer is built. Offered 400 rps of single-item classify against ~180 rps of
 //! capacity, the token budget alone answered everything, after a p50 of 27 s.
 //! Background work (embedding shipped exemplars on a first start, replays) goes through the same
 //! worker at lower priority: it runs only when no request waits, one small job at a time, so a
