@@ -105,14 +105,7 @@ impl Query4 {
 
     /// `Σ (u − 8) · q` over a code row (portable).
     pub(super) fn dot(&self, code: &[u8]) -> i32 {
-        let s: i32 = code
-            .iter()
-            .zip(self.lo.iter().zip(&self.hi))
-            .map(|(&c, (&l, &h))| {
-                i32::from(c & 15) * i32::from(l) + i32::from(c >> 4) * i32::from(h)
-            })
-            .sum();
-        s + self.offset
+        nibble_dot(code, &self.lo, &self.hi) + self.offset
     }
 
     /// [`Query4::dot`] with AVX2: nibbles split with a mask and a shift, multiplied with the
@@ -140,15 +133,16 @@ impl Query4 {
             acc = x._mm256_add_epi32(acc, x._mm256_madd_epi16(p, ones));
         }
         let lanes: [i32; 8] = pulp::cast(acc);
-        let tail: i32 = cr
-            .iter()
-            .zip(lr.iter().zip(hr))
-            .map(|(&c, (&l, &h))| {
-                i32::from(c & 15) * i32::from(l) + i32::from(c >> 4) * i32::from(h)
-            })
-            .sum();
-        lanes.iter().sum::<i32>() + tail + self.offset
+        lanes.iter().sum::<i32>() + nibble_dot(cr, lr, hr) + self.offset
     }
+}
+
+/// `Σ low nibble · lo + high nibble · hi` over code bytes (without the +8 offset).
+fn nibble_dot(code: &[u8], lo: &[i8], hi: &[i8]) -> i32 {
+    code.iter()
+        .zip(lo.iter().zip(hi))
+        .map(|(&c, (&l, &h))| i32::from(c & 15) * i32::from(l) + i32::from(c >> 4) * i32::from(h))
+        .sum()
 }
 
 #[cfg(test)]

@@ -27,11 +27,11 @@ impl Dict {
     }
 }
 
-/// In-memory state. Slots are append-only: replacing or deleting a point leaves a dead slot
-/// (payload `None`); dead slots are dropped at the next open.
 /// The taxonomy column of a deleted or replaced slot (no interned string has this id).
 const DEAD: u32 = u32::MAX;
 
+/// In-memory state. Slots are append-only: replacing or deleting a point leaves a dead slot
+/// (payload `None`, taxonomy [`DEAD`]); dead slots are dropped at the next open.
 pub(super) struct Mem {
     dim: usize,
     /// Rows as int8 with one scale per row (symmetric, the largest |x| maps to 127). A quarter
@@ -103,9 +103,7 @@ impl Mem {
 
     pub(super) fn push(&mut self, id: String, vector: &[f32], payload: Payload) {
         if let Some(old) = self.by_id.remove(&id) {
-            self.payloads[old] = None;
-            self.tax[old] = DEAD;
-            self.live -= 1;
+            self.retire(old);
         }
         let slot = self.ids.len();
         let max = vector.iter().fold(0f32, |m, x| m.max(x.abs()));
@@ -139,10 +137,15 @@ impl Mem {
 
     pub(super) fn remove(&mut self, id: &str) {
         if let Some(slot) = self.by_id.remove(id) {
-            self.payloads[slot] = None;
-            self.tax[slot] = DEAD;
-            self.live -= 1;
+            self.retire(slot);
         }
+    }
+
+    /// Marks a slot dead (its point was replaced or deleted).
+    fn retire(&mut self, slot: usize) {
+        self.payloads[slot] = None;
+        self.tax[slot] = DEAD;
+        self.live -= 1;
     }
 
     pub(super) fn compile<'a>(&self, f: &'a Filter) -> Compiled<'a> {
@@ -214,11 +217,11 @@ impl Mem {
     ) -> Vec<(f32, usize)> {
         const CHUNK: usize = 8192;
         let first = match (&self.codes, codes) {
-            (Some(_), true) => FirstPass::Codes(Query4::new(q)),
+            (Some(codes), true) => FirstPass::Codes(Query4::new(q), codes),
             _ => FirstPass::Int8(QueryI16::new(q)),
         };
         let wide = match first {
-            FirstPass::Codes(_) => candidates(k),
+            FirstPass::Codes(..) => candidates(k),
             FirstPass::Int8(_) => k.saturating_add(RESCORE_MARGIN),
         };
         let mut all = if range.len() >= parallel_min {
@@ -243,7 +246,7 @@ impl Mem {
 
     fn scan(
         &self,
-        q: &FirstPass,
+        q: &FirstPass<'_>,
         k: usize,
         c: &Compiled<'_>,
         range: std::ops::Range<usize>,
@@ -263,7 +266,6 @@ impl Mem {
     }
 }
 
-/// The exact scan's loop: every matching slot scored, the best `4k + 16` kept as it goes.
 /// Candidates beyond `k` that the integer scan passes on to be scored exactly.
 const RESCORE_MARGIN: usize = 16;
 
@@ -285,15 +287,15 @@ impl QueryI16 {
 }
 
 /// The query of a scan's first pass.
-pub(super) enum FirstPass {
+pub(super) enum FirstPass<'a> {
     /// Over the 4-bit codes.
-    Codes(Query4),
+    Codes(Query4, &'a Codes),
     /// Over the int8 rows.
     Int8(QueryI16),
 }
 
-/// Ranks the matching rows of `range` by `score` (proportional to the true score up to the
-/// first pass's error), keeping the best `k` in `out`.
+/// The scan's loop: ranks the matching rows of `range` by `score` (proportional to the true
+/// score up to the first pass's error), keeping the best `k` in `out`.
 #[inline(always)]
 fn scan_loop(
     mem: &Mem,
@@ -330,7 +332,7 @@ fn scan_loop(
 /// codes see `crate::embedded::codes`. The crate forbids `unsafe`, hence pulp's safe wrappers.
 fn scan_best(
     mem: &Mem,
-    q: &FirstPass,
+    q: &FirstPass<'_>,
     k: usize,
     c: &Compiled<'_>,
     range: std::ops::Range<usize>,
@@ -340,29 +342,27 @@ fn scan_best(
     {
         if let Some(simd) = *V3 {
             // Runs the closure with AVX2 enabled, so the loop and the dot inline with it.
-            return match (q, &mem.codes) {
-                (FirstPass::Codes(q), Some(codes)) => simd.vectorize(|| {
+            return match q {
+                FirstPass::Codes(q, codes) => simd.vectorize(|| {
                     let score = |s| q.dot_v3(simd, codes.row(s)) as f32 * codes.scale(s);
                     scan_loop(mem, k, c, range, out, score)
                 }),
-                (FirstPass::Int8(q), _) => simd.vectorize(|| {
+                FirstPass::Int8(q) => simd.vectorize(|| {
                     let score = |s| dot_i16_v3(simd, &q.q, mem.qrow(s)) as f32 * mem.scales[s];
                     scan_loop(mem, k, c, range, out, score)
                 }),
-                (FirstPass::Codes(_), None) => {}
             };
         }
     }
-    match (q, &mem.codes) {
-        (FirstPass::Codes(q), Some(codes)) => {
+    match q {
+        FirstPass::Codes(q, codes) => {
             let score = |s| q.dot(codes.row(s)) as f32 * codes.scale(s);
             scan_loop(mem, k, c, range, out, score)
         }
-        (FirstPass::Int8(q), _) => {
+        FirstPass::Int8(q) => {
             let score = |s| dot_i16(&q.q, mem.qrow(s)) as f32 * mem.scales[s];
             scan_loop(mem, k, c, range, out, score)
         }
-        (FirstPass::Codes(_), None) => {}
     }
 }
 
