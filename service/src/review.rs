@@ -155,13 +155,16 @@ impl ReviewCtx {
     }
 }
 
-/// Run blocking store work on the blocking pool.
-pub async fn blocking<T: Send + 'static>(
+/// Run blocking work on the blocking pool. It starts at once, not when the returned future is
+/// first awaited, so a caller may await something else meanwhile (`/v1/classify` does).
+pub fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::Internal(format!("worker failed: {e}")))?
+) -> impl std::future::Future<Output = Result<T, ApiError>> {
+    let task = tokio::task::spawn_blocking(f);
+    async move {
+        task.await
+            .map_err(|e| ApiError::Internal(format!("worker failed: {e}")))?
+    }
 }
 
 /// One labeled text offered to review routing, from `/v1/classify` or a batch run.

@@ -329,9 +329,9 @@ pub async fn classify(
     }))
 }
 
-/// Runs `f` with the taxonomy's classifier on the blocking pool, so the handler can await
-/// something else meanwhile: the text evidence beside the encoder, the heads beside the
-/// neighbour search. One request's CPU work is no smaller, but less of it lies on its path.
+/// Runs `f` with the taxonomy's classifier on the blocking pool, started at once so the
+/// handler can await the neighbour search meanwhile (the heads and the text evidence). One
+/// request's CPU work is no smaller, but less of it lies on its path.
 fn overlapped<T: Send + 'static>(
     s: &AppState,
     taxonomy: &str,
@@ -340,15 +340,10 @@ fn overlapped<T: Send + 'static>(
         + 'static,
 ) -> impl std::future::Future<Output = Result<T, ApiError>> {
     let (s, taxonomy) = (s.clone(), taxonomy.to_string());
-    // spawned now, not when first awaited
-    let task = tokio::task::spawn_blocking(move || {
+    crate::review::blocking(move || {
         let tm = s.engine()?.taxonomy_model(&taxonomy)?;
         f(&tm.classifier).map_err(|e| ApiError::Backend(format!("classifier: {e}")))
-    });
-    async move {
-        task.await
-            .map_err(|e| ApiError::Internal(format!("worker failed: {e}")))?
-    }
+    })
 }
 
 fn step_out(p: touxiang_datasets::PathStep) -> PathStepOut {

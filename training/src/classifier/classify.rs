@@ -209,7 +209,7 @@ impl Classifier {
     }
 
     /// What the texts alone give (the lexical neighbours and the role cues), without the
-    /// embeddings: the service computes it while the encoder runs.
+    /// embeddings: the service computes it beside the neighbour search.
     pub fn text_evidence(&self, texts: &[&str]) -> Vec<TextEvidence> {
         let mut out: Vec<TextEvidence> = texts.iter().map(|_| TextEvidence::default()).collect();
         if let Some(ix) = &self.lexical {
