@@ -219,7 +219,7 @@ impl PackedLinear {
                         }
                     };
                 }
-                dispatch!(4 4, 4 3, 4 2, 4 1, 3 4, 3 3, 3 2, 3 1, 2 4, 2 3, 2 2, 2 1, 1 4, 1 3, 1 2, 1 1)
+                dispatch!(4 3, 4 2, 4 1, 3 3, 3 2, 3 1, 2 3, 2 2, 2 1, 1 3, 1 2, 1 1)
             }
         }
         for (i, row) in sums.iter().enumerate().take(nr) {

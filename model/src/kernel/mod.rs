@@ -38,7 +38,7 @@ const LANES: usize = 8;
 /// Most weight rows of a register tile (see [`Isa::tile_shape`]).
 const TILE_ROWS: usize = 4;
 /// Most tokens of a register tile.
-const TILE_TOKENS: usize = 4;
+const TILE_TOKENS: usize = 3;
 
 /// How the input axis of length `n` (a multiple of 32) is split into lane groups, and where each
 /// packed byte comes from. Shared by weights and activations so both agree by construction.
